@@ -1,0 +1,1 @@
+"""Instance actors: one per instance, owning its workload handle."""

@@ -1,0 +1,185 @@
+"""The instance actor: owns one instance slot's workload handle for its whole life.
+
+Loop: create (or adopt) -> report Started -> await the exit (event-driven) or a
+Stop -> report Exited -> wait for the deployment's decision (Restart after a
+delay, Retire, Stop). The old instance is removed concurrently with creating its
+replacement, so removal never sits on the crash -> replacement path.
+
+Cancellation (server shutdown) leaves the workload alone: only a `Stop` message
+removes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from ring_actors.actors import Mailbox
+from ring_actors.instances import messages as msg
+from ring_actors.runtimes.base import ExitStatus, InstanceHandle, InstanceSpec, Runtime
+from ring_actors.runtimes.errors import EngineUnavailable, FailureKind, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+SpecBuilder = Callable[[], Awaitable[InstanceSpec]]
+Decision = msg.Restart | msg.Retire | msg.Stop
+
+
+class InstanceActor:
+    def __init__(
+        self,
+        slot: str,
+        runtime: Runtime,
+        build_spec: SpecBuilder,
+        parent: Mailbox,
+        *,
+        handle: InstanceHandle | None = None,
+        initial_delay: float = 0.0,
+        stop_timeout: float = 10.0,
+        replaced: bool = False,
+    ) -> None:
+        self.slot = slot
+        self.runtime = runtime
+        self.build_spec = build_spec
+        self.parent = parent
+        self.inbox: Mailbox[Decision | msg.Vanished] = Mailbox()
+        self.handle = handle
+        self.initial_delay = initial_delay
+        self.stop_timeout = stop_timeout
+        self._replaced = replaced or handle is not None
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as cleanup:
+                await self._loop(cleanup)
+        except (trio.Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # a bug here must not take the deployment down
+            if isinstance(exc, BaseExceptionGroup):
+                exc = exc.exceptions[0] if len(exc.exceptions) == 1 else exc
+            log.exception("instance actor %s failed", self.slot)
+            self.parent.send_nowait(msg.ActorFailed(self.slot, self.handle, repr(exc)))
+
+    async def _loop(self, cleanup: trio.Nursery) -> None:
+        if self.initial_delay > 0 and await self._sleep_or_stop(self.initial_delay):
+            self.parent.send_nowait(msg.Stopped(self.slot, None))
+            return
+        while True:
+            if self.handle is None:
+                try:
+                    spec = await self.build_spec()
+                    self.handle = await self.runtime.create(spec)
+                except RuntimeFailure as failure:
+                    self.parent.send_nowait(msg.CreateFailed(self.slot, failure))
+                    if await self._obey(await self._decision(), cleanup, None):
+                        return
+                    continue
+                except EngineUnavailable as exc:
+                    failure = RuntimeFailure(FailureKind.RUNTIME_ERROR, f"engine unavailable: {exc}")
+                    self.parent.send_nowait(msg.CreateFailed(self.slot, failure))
+                    if await self._obey(await self._decision(), cleanup, None):
+                        return
+                    continue
+                self.parent.send_nowait(msg.Started(self.slot, self.handle, self._replaced))
+            handle = self.handle
+            outcome = await self._watch(handle)
+            if isinstance(outcome, msg.Stop):
+                await self._remove(handle)
+                self.parent.send_nowait(msg.Stopped(self.slot, handle))
+                return
+            self.parent.send_nowait(msg.Exited(self.slot, handle, outcome))
+            if await self._obey(await self._decision(), cleanup, handle):
+                return
+
+    async def _obey(
+        self, decision: Decision, cleanup: trio.Nursery, old: InstanceHandle | None
+    ) -> bool:
+        """Carry out the deployment's decision; True when the actor is done."""
+        if isinstance(decision, msg.Restart):
+            if old is not None:
+                cleanup.start_soon(self._remove, old)
+            self.handle = None
+            self._replaced = True
+            if decision.delay > 0 and await self._sleep_or_stop(decision.delay):
+                self.parent.send_nowait(msg.Stopped(self.slot, None))
+                return True
+            return False
+        if isinstance(decision, msg.Retire):
+            if old is not None and not decision.keep:
+                await self._remove(old)
+            return True
+        # Stop
+        if old is not None:
+            await self._remove(old)
+        self.parent.send_nowait(msg.Stopped(self.slot, old))
+        return True
+
+    async def _decision(self) -> Decision:
+        while True:
+            message = await self.inbox.receive()
+            if not isinstance(message, msg.Vanished):
+                return message
+
+    async def _sleep_or_stop(self, delay: float) -> bool:
+        """Back off for `delay`; True when a Stop arrived meanwhile."""
+        with trio.move_on_after(delay):
+            while True:
+                message = await self.inbox.receive()
+                if isinstance(message, (msg.Stop, msg.Retire)):
+                    return True
+        return False
+
+    async def _watch(self, handle: InstanceHandle) -> ExitStatus | msg.Stop:
+        """Race the instance's exit against a Stop from the deployment."""
+        result: ExitStatus | msg.Stop | None = None
+
+        async with trio.open_nursery() as race:
+
+            async def exit_watcher() -> None:
+                nonlocal result
+                result = await self._wait_exit(handle)
+                race.cancel_scope.cancel()
+
+            async def inbox_watcher() -> None:
+                nonlocal result
+                while True:
+                    message = await self.inbox.receive()
+                    if isinstance(message, (msg.Stop, msg.Retire)):
+                        result = msg.Stop()
+                        race.cancel_scope.cancel()
+                        return
+                    if isinstance(message, msg.Vanished):
+                        result = ExitStatus(None, removed=True, detected_at=trio.current_time())
+                        race.cancel_scope.cancel()
+                        return
+
+            race.start_soon(exit_watcher)
+            race.start_soon(inbox_watcher)
+        assert result is not None
+        return result
+
+    async def _wait_exit(self, handle: InstanceHandle) -> ExitStatus:
+        """wait_exit, riding out engine restarts instead of inventing a crash."""
+        delay = 0.2
+        while True:
+            try:
+                return await self.runtime.wait_exit(handle)
+            except EngineUnavailable:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _remove(self, handle: InstanceHandle) -> None:
+        """Remove for good; shielded so a shutdown mid-removal cannot leave half a stop."""
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self.stop_timeout + 30):
+                for attempt in range(5):
+                    try:
+                        await self.runtime.remove(handle, timeout=self.stop_timeout)
+                        return
+                    except EngineUnavailable:
+                        await trio.sleep(0.5 * (attempt + 1))
+                    except Exception:
+                        log.exception("removing instance %s failed", handle.id[:12])
+                        await trio.sleep(0.5 * (attempt + 1))

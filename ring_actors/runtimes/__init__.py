@@ -1,0 +1,1 @@
+"""Runtime adapters: one module per engine, all behind `runtimes.base.Runtime`."""

@@ -1,0 +1,154 @@
+"""A SIMULATED runtime: in-memory instances, no processes. For unit tests and the scale benchmark only.
+
+It implements the Runtime protocol with configurable create latency and lets a
+test crash instances (`crash(id, code)`), fail creations, or remove instances
+behind the supervisor's back. Nothing here touches a real engine; never enable it
+for users (it is not reachable from config.toml).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import trio
+
+from ring_actors.runtimes.base import (
+    ExecResult,
+    ExitStatus,
+    InstanceHandle,
+    InstanceSpec,
+    InstanceStats,
+    LogLine,
+    ObservedInstance,
+)
+from ring_actors.runtimes.errors import EngineUnavailable, RuntimeFailure
+
+
+@dataclass
+class SimInstance:
+    id: str
+    name: str
+    spec: InstanceSpec
+    created_at: float
+    running: bool = True
+    exit_code: int | None = None
+    exited: trio.Event = field(default_factory=trio.Event)
+    removed: bool = False
+
+
+class SimulatedRuntime:
+    name = "simulated"
+
+    def __init__(self, *, create_latency: float = 0.0, exit_immediately_with: int | None = None) -> None:
+        self.create_latency = create_latency
+        self.exit_immediately_with = exit_immediately_with
+        self.instances: dict[str, SimInstance] = {}
+        self.fail_next: list[RuntimeFailure] = []
+        self.fail_images: dict[str, RuntimeFailure] = {}
+        self.available = True
+        self.created = 0
+        self.removed = 0
+        self._counter = itertools.count()
+
+    # ------------------------------------------------------------ test controls
+
+    def crash(self, instance_id: str, exit_code: int = 1) -> None:
+        instance = self.instances[instance_id]
+        instance.running = False
+        instance.exit_code = exit_code
+        instance.exited.set()
+
+    def vanish(self, instance_id: str) -> None:
+        instance = self.instances.pop(instance_id)
+        instance.running = False
+        instance.removed = True
+        instance.exited.set()
+
+    def running_for(self, deployment_id: str) -> list[SimInstance]:
+        return [i for i in self.instances.values() if i.spec.deployment_id == deployment_id and i.running]
+
+    # ------------------------------------------------------------ Runtime protocol
+
+    async def ping(self) -> None:
+        if not self.available:
+            raise EngineUnavailable("simulated engine is down")
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def create(self, spec: InstanceSpec) -> InstanceHandle:
+        await self.ping()
+        if self.create_latency:
+            await trio.sleep(self.create_latency)
+        if spec.image in self.fail_images:
+            raise self.fail_images[spec.image]
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        instance_id = uuid.uuid4().hex + uuid.uuid4().hex
+        name = f"{spec.namespace}_{spec.deployment_name}_{instance_id[:8]}"
+        instance = SimInstance(instance_id, name, spec, trio.current_time())
+        self.instances[instance_id] = instance
+        self.created += 1
+        if self.exit_immediately_with is not None:
+            self.crash(instance_id, self.exit_immediately_with)
+        return InstanceHandle(
+            id=instance_id,
+            name=name,
+            deployment_id=spec.deployment_id,
+            address=f"10.99.{next(self._counter) % 250}.{len(self.instances) % 250 + 1}",
+            created_at=instance.created_at,
+            image_digest="sha256:" + "0" * 64,
+        )
+
+    async def wait_exit(self, handle: InstanceHandle) -> ExitStatus:
+        instance = self.instances.get(handle.id)
+        if instance is None:
+            return ExitStatus(None, removed=True, detected_at=trio.current_time())
+        await instance.exited.wait()
+        return ExitStatus(instance.exit_code, removed=instance.removed, detected_at=trio.current_time())
+
+    async def remove(self, handle: InstanceHandle, *, timeout: float = 10.0) -> None:
+        await self.ping()
+        instance = self.instances.pop(handle.id, None)
+        if instance is not None:
+            self.removed += 1
+            instance.running = False
+            instance.exit_code = 137 if instance.exit_code is None else instance.exit_code
+            instance.exited.set()
+
+    async def list_instances(self) -> list[ObservedInstance]:
+        await self.ping()
+        return [
+            ObservedInstance(
+                id=i.id,
+                name=i.name,
+                deployment_id=i.spec.deployment_id,
+                running=i.running,
+                exit_code=i.exit_code,
+                created_at=i.created_at,
+            )
+            for i in self.instances.values()
+        ]
+
+    async def adopt(self, observed: ObservedInstance) -> InstanceHandle:
+        return InstanceHandle(observed.id, observed.name, observed.deployment_id, created_at=observed.created_at)
+
+    async def exec(self, handle: InstanceHandle, argv: list[str], timeout: float) -> ExecResult:
+        return ExecResult(0, "")
+
+    async def logs(self, handle: InstanceHandle, *, tail: int | None, since: float | None) -> list[LogLine]:
+        return []
+
+    async def follow_logs(self, handle: InstanceHandle, *, tail: int | None) -> AsyncIterator[LogLine]:
+        await trio.sleep_forever()
+        yield  # pragma: no cover
+
+    async def stats(self, handle: InstanceHandle) -> InstanceStats:
+        return InstanceStats(handle.id[:12], handle.name, cpu_percent=1.0, memory_usage=1 << 20)
+
+    async def address(self, handle: InstanceHandle) -> str | None:
+        return handle.address

@@ -1,0 +1,1 @@
+"""msgspec schemas: the single source of truth for manifests and API bodies."""

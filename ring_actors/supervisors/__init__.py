@@ -1,0 +1,1 @@
+"""The supervision tree: root supervisor -> deployment actors -> instance actors."""

@@ -1,0 +1,22 @@
+"""What a deployment actor needs from the rest of the server, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ring_actors.recorder import Recorder
+from ring_actors.runtimes.base import Runtime
+from ring_actors.store.deployments import DeploymentRepo
+from ring_actors.supervisors.policy import BackoffSettings
+from ring_actors.supervisors.spec_builder import NoSecrets, SecretSource
+
+
+@dataclass
+class ActorContext:
+    runtimes: dict[str, Runtime]
+    deployments: DeploymentRepo
+    recorder: Recorder
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    stop_timeout: float = 10.0
+    rollout_deadline: float = 600.0
+    secrets: SecretSource = field(default_factory=NoSecrets)
