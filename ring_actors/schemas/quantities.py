@@ -15,9 +15,9 @@ _MEMORY_SUFFIXES = {
     "G": 1000**3,
     "T": 1000**4,
 }
-_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-_CPU_RE = re.compile(r"^(\d+(?:\.\d+)?)(m)?$")
-_DURATION_RE = re.compile(r"^(\d+)(ms|s)$")
+_MEMORY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_CPU_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m)?$")
+_DURATION_RE = re.compile(r"^([0-9]+)(ms|s)$")
 
 
 def parse_cpu(text: str) -> int:
@@ -27,7 +27,7 @@ def parse_cpu(text: str) -> int:
         raise ValueError(f"invalid CPU quantity {text!r} (expected e.g. '500m' or '0.5')")
     value = float(match.group(1))
     nano = value * (10**6 if match.group(2) else 10**9)
-    if not math.isfinite(nano) or nano <= 0:
+    if not math.isfinite(nano) or int(nano) <= 0:
         raise ValueError(f"invalid CPU quantity {text!r}: must be greater than zero")
     return int(nano)
 

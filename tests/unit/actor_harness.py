@@ -1,10 +1,11 @@
-"""An in-process supervision tree on the SIMULATED runtime, for fast lifecycle tests."""
+"""An in-process supervision tree on any runtime (SIMULATED for unit tests, real engines for integration)."""
 
 from __future__ import annotations
 
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -28,14 +29,14 @@ class Tree:
     repo: DeploymentRepo
     events: EventRepo
     bus: EventBus
-    runtime: SimulatedRuntime
+    runtime: Any
     root: RootSupervisor
     ctx: ActorContext
 
     async def apply(self, **fields) -> Deployment:
         fields.setdefault("name", "web")
         fields.setdefault("namespace", "default")
-        fields.setdefault("runtime", "simulated")
+        fields.setdefault("runtime", self.runtime.name)
         fields.setdefault("image", "busybox")
         deployment = Deployment(id=str(uuid.uuid4()), created_at=utcnow(), **fields)
         await self.repo.insert(deployment)
@@ -67,17 +68,20 @@ class Tree:
 
 
 @asynccontextmanager
-async def running_tree(runtime: SimulatedRuntime | None = None, db: Database | None = None, tick: float = 3600):
+async def running_tree(
+    runtime: Any = None, db: Database | None = None, tick: float = 3600, backoff: BackoffSettings = FAST
+):
     runtime = runtime or SimulatedRuntime()
     db = db or await Database.open(":memory:")
     bus = EventBus()
     events = EventRepo(db)
     repo = DeploymentRepo(db)
     ctx = ActorContext(
-        runtimes={"simulated": runtime}, deployments=repo, recorder=Recorder(events, bus), backoff=FAST
+        runtimes={runtime.name: runtime}, deployments=repo, recorder=Recorder(events, bus), backoff=backoff, stop_timeout=2
     )
     root = RootSupervisor(ctx, tick_interval=tick)
     async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.serve)
         await nursery.start(root.run)
         yield Tree(db, repo, events, bus, runtime, root, ctx)
         nursery.cancel_scope.cancel()
