@@ -1,0 +1,259 @@
+"""`completions bash|zsh|fish`: shell completion scripts generated from the parser itself.
+
+The scripts are derived from the argparse tree, so every command, alias-free
+subcommand, option and option choice the CLI accepts is completed and nothing
+else. `--name ring` completes a `ring` alias/function instead of `ring-actors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from ring_actors.cli.client import Session
+from ring_actors.cli.common import add_command
+
+__all__ = ["CommandNode", "command_tree", "register", "render"]
+
+SHELLS = ("bash", "zsh", "fish")
+_ROOT = "_"
+_SEP = "/"
+
+
+@dataclass
+class Option:
+    flags: list[str]
+    help: str
+    choices: list[str]
+    takes_value: bool
+
+
+@dataclass
+class CommandNode:
+    name: str
+    path: str  # "_", "_/deployment", "_/deployment/list"
+    help: str = ""
+    children: dict[str, CommandNode] = field(default_factory=dict)
+    options: list[Option] = field(default_factory=list)
+    positional_choices: list[str] = field(default_factory=list)
+
+    def walk(self) -> list[CommandNode]:
+        nodes = [self]
+        for child in self.children.values():
+            nodes.extend(child.walk())
+        return nodes
+
+    def words(self) -> list[str]:
+        words = list(self.children) + self.positional_choices
+        for option in self.options:
+            words.extend(option.flags)
+        return words
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        sub,
+        "completions",
+        "print a shell completion script",
+        run_completions,
+        description="Print a completion script for bash, zsh or fish on stdout.",
+        epilog=(
+            "install:\n"
+            "  bash: ring-actors completions bash > /etc/bash_completion.d/ring-actors\n"
+            '  zsh:  ring-actors completions zsh > "${fpath[1]}/_ring-actors"\n'
+            "  fish: ring-actors completions fish > ~/.config/fish/completions/ring-actors.fish\n"
+            "  for an alias:  alias ring=ring-actors; source <(ring-actors completions bash --name ring)"
+        ),
+    )
+    parser.add_argument("shell", choices=SHELLS, help="bash, zsh or fish")
+    parser.add_argument("--name", default="ring-actors", help="command name to complete (default ring-actors)")
+
+
+def run_completions(args: argparse.Namespace, session: Session) -> int:
+    session.out.write(render(args.shell, command_tree(session.parser), args.name))
+    return 0
+
+
+def command_tree(
+    parser: argparse.ArgumentParser, name: str = "", path: str = _ROOT, help_text: str = ""
+) -> CommandNode:
+    node = CommandNode(name=name, path=path, help=help_text)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            seen: set[int] = set()
+            for child_name, child in action.choices.items():
+                if id(child) in seen:  # aliases share the parser: complete the main name only
+                    continue
+                seen.add(id(child))
+                node.children[child_name] = command_tree(
+                    child, child_name, f"{path}{_SEP}{child_name}", helps.get(child_name, "")
+                )
+        elif action.option_strings:
+            node.options.append(
+                Option(
+                    flags=list(action.option_strings),
+                    help=(action.help or "") if action.help != argparse.SUPPRESS else "",
+                    choices=[str(c) for c in action.choices or []],
+                    takes_value=action.nargs != 0,
+                )
+            )
+        elif action.choices:
+            node.positional_choices.extend(str(c) for c in action.choices)
+    return node
+
+
+def render(shell: str, tree: CommandNode, name: str = "ring-actors") -> str:
+    if shell == "bash":
+        return _bash(tree, name)
+    if shell == "zsh":
+        return _zsh(tree, name)
+    return _fish(tree, name)
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _value_cases(tree: CommandNode) -> list[tuple[str, str, list[str]]]:
+    """(path, flag, choices) for every option whose values are a fixed list."""
+    return [
+        (node.path, flag, option.choices)
+        for node in tree.walk()
+        for option in node.options
+        if option.choices
+        for flag in option.flags
+    ]
+
+
+def _bash(tree: CommandNode, name: str) -> str:
+    fn = f"_{_ident(name)}_complete"
+    table = f"_{_ident(name)}_words"
+    entries = "\n".join(f"    [{shlex.quote(n.path)}]={shlex.quote(' '.join(n.words()))}" for n in tree.walk())
+    cases = "\n".join(
+        f"        {shlex.quote(f'{path}|{flag}')}) "
+        f'COMPREPLY=($(compgen -W {shlex.quote(" ".join(choices))} -- "$cur")); return ;;'
+        for path, flag, choices in _value_cases(tree)
+    )
+    return f"""# bash completion for {name} (generated by `ring-actors completions bash`)
+declare -gA {table}=(
+{entries}
+)
+
+{fn}() {{
+    local cur prev path w i
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    path="{_ROOT}"
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        [[ $w == -* ]] && continue
+        if [[ -n "${{{table}[$path{_SEP}$w]+x}}" ]]; then
+            path="$path{_SEP}$w"
+        fi
+    done
+    case "$path|$prev" in
+{cases}
+    esac
+    COMPREPLY=($(compgen -W "${{{table}[$path]}}" -- "$cur"))
+}}
+
+complete -o default -F {fn} {name}
+"""
+
+
+def _zsh_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("'", "'\\''")
+
+
+def _zsh(tree: CommandNode, name: str) -> str:
+    fn = f"_{_ident(name)}"
+    subs = f"_{_ident(name)}_subs"
+    opts = f"_{_ident(name)}_opts"
+    sub_entries = []
+    opt_entries = []
+    for node in tree.walk():
+        described = "\n".join(f"{child}:{_zsh_escape(child_node.help)}" for child, child_node in node.children.items())
+        sub_entries.append(f"  {shlex.quote(node.path)} '{described}'")
+        flags = [flag for option in node.options for flag in option.flags] + node.positional_choices
+        opt_entries.append(f"  {shlex.quote(node.path)} {shlex.quote(' '.join(flags))}")
+    cases = "\n".join(
+        f"    {shlex.quote(f'{path}|{flag}')}) compadd -- {' '.join(shlex.quote(c) for c in choices)}; return ;;"
+        for path, flag, choices in _value_cases(tree)
+    )
+    return f"""#compdef {name}
+# zsh completion for {name} (generated by `ring-actors completions zsh`)
+typeset -gA {subs} {opts}
+{subs}=(
+{chr(10).join(sub_entries)}
+)
+{opts}=(
+{chr(10).join(opt_entries)}
+)
+
+{fn}() {{
+  local cmdpath="{_ROOT}" w i prev
+  for (( i = 2; i < CURRENT; i++ )); do
+    w=${{words[i]}}
+    [[ $w == -* ]] && continue
+    if (( ${{+{subs}[$cmdpath{_SEP}$w]}} )); then
+      cmdpath="$cmdpath{_SEP}$w"
+    fi
+  done
+  prev=${{words[CURRENT-1]}}
+  case "$cmdpath|$prev" in
+{cases}
+  esac
+  local -a commands flags
+  commands=(${{(f)"${{{subs}[$cmdpath]}}"}})
+  flags=(${{={opts}[$cmdpath]}})
+  (( ${{#commands}} )) && _describe -t commands 'command' commands
+  (( ${{#flags}} )) && compadd -- $flags
+  return 0
+}}
+
+compdef {fn} {name}
+"""
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fish(tree: CommandNode, name: str) -> str:
+    lines = [f"# fish completion for {name} (generated by `ring-actors completions fish`)", f"complete -c {name} -f"]
+    for node in tree.walk():
+        parts = node.path.split(_SEP)[1:]
+        seen = "; and ".join(f"__fish_seen_subcommand_from {p}" for p in parts)
+        if node.children:
+            names = " ".join(node.children)
+            condition = f"{seen}; and not __fish_seen_subcommand_from {names}" if seen else "__fish_use_subcommand"
+            for child, child_node in node.children.items():
+                lines.append(
+                    f"complete -c {name} -n {_fish_quote(condition)} -a {child} -d {_fish_quote(child_node.help)}"
+                )
+        option_condition = seen or "__fish_use_subcommand"
+        if node.children and seen:
+            option_condition = f"{seen}; and not __fish_seen_subcommand_from {' '.join(node.children)}"
+        for option in node.options:
+            flag_args = []
+            for flag in option.flags:
+                if flag.startswith("--"):
+                    flag_args.append(f"-l {flag[2:]}")
+                elif len(flag) == 2:
+                    flag_args.append(f"-s {flag[1]}")
+            values = (
+                f" -xa {_fish_quote(' '.join(option.choices))}"
+                if option.choices
+                else (" -r" if option.takes_value else "")
+            )
+            lines.append(
+                f"complete -c {name} -n {_fish_quote(option_condition)} {' '.join(flag_args)}{values}"
+                f" -d {_fish_quote(option.help)}"
+            )
+        if node.positional_choices:
+            choices = _fish_quote(" ".join(node.positional_choices))
+            lines.append(f"complete -c {name} -n {_fish_quote(option_condition)} -a {choices}")
+    return "\n".join(lines) + "\n"
