@@ -31,6 +31,7 @@ from ring_actors.services import Services
 from ring_actors.store.db import Database
 from ring_actors.store.deployments import DeploymentRepo
 from ring_actors.store.events import EventRepo
+from ring_actors.store.identity import server_identity
 from ring_actors.supervisors.context import ActorContext
 from ring_actors.supervisors.root import RootSupervisor
 
@@ -50,6 +51,7 @@ async def build_services(settings: Settings, *, allow_degraded: bool = False) ->
     recorder = Recorder(events, bus)
     deployments = DeploymentRepo(db)
     ctx = ActorContext(
+        server_id=await server_identity(db),
         runtimes=runtimes,
         deployments=deployments,
         recorder=recorder,

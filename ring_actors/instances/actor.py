@@ -5,6 +5,12 @@ Stop -> report Exited -> wait for the deployment's decision (Restart after a
 delay, Retire, Stop). The old instance is removed concurrently with creating its
 replacement, so removal never sits on the crash -> replacement path.
 
+While the instance is live the actor also runs its health-check probes: one
+task per check the deployment asked for (`Probe`), each on its own interval,
+concurrently and off any reconcile path; results go to the deployment as
+`ProbeResult`. A `Replace` (health-check `restart`) removes the instance on
+purpose and creates the next one at once.
+
 Cancellation (server shutdown) leaves the workload alone: only a `Stop` message
 removes it.
 """
@@ -18,13 +24,17 @@ import trio
 
 from ring_actors.actors import Mailbox
 from ring_actors.instances import messages as msg
+from ring_actors.instances import probes
 from ring_actors.runtimes.base import ExitStatus, InstanceHandle, InstanceSpec, Runtime
 from ring_actors.runtimes.errors import EngineUnavailable, FailureKind, RuntimeFailure
+from ring_actors.schemas.manifest import HealthCheck
+from ring_actors.store.db import utcnow
 
 log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[], Awaitable[InstanceSpec]]
 Decision = msg.Restart | msg.Retire | msg.Stop
+Inbound = Decision | msg.Vanished | msg.Probe | msg.Replace
 
 
 class InstanceActor:
@@ -44,11 +54,12 @@ class InstanceActor:
         self.runtime = runtime
         self.build_spec = build_spec
         self.parent = parent
-        self.inbox: Mailbox[Decision | msg.Vanished] = Mailbox()
+        self.inbox: Mailbox[Inbound] = Mailbox()
         self.handle = handle
         self.initial_delay = initial_delay
         self.stop_timeout = stop_timeout
         self._replaced = replaced or handle is not None
+        self._probe = msg.Probe(())  # the checks the deployment wants run while live
 
     async def run(self) -> None:
         try:
@@ -58,7 +69,10 @@ class InstanceActor:
             raise
         except BaseException as exc:  # a bug here must not take the deployment down
             if isinstance(exc, BaseExceptionGroup):
-                exc = exc.exceptions[0] if len(exc.exceptions) == 1 else exc
+                _, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
+                if rest is None:
+                    raise  # only cancellation (shutdown) inside nested nurseries: not a failure
+                exc = rest.exceptions[0] if len(rest.exceptions) == 1 else rest
             log.exception("instance actor %s failed", self.slot)
             self.parent.send_nowait(msg.ActorFailed(self.slot, self.handle, repr(exc)))
 
@@ -89,6 +103,15 @@ class InstanceActor:
                 await self._remove(handle)
                 self.parent.send_nowait(msg.Stopped(self.slot, handle))
                 return
+            if isinstance(outcome, msg.Replace):
+                # Intentional: the removal is ours, so it is never reported as an exit.
+                if outcome.remove_first:
+                    await self._remove(handle)
+                else:
+                    cleanup.start_soon(self._remove, handle)
+                self.handle = None
+                self._replaced = True
+                continue
             self.parent.send_nowait(msg.Exited(self.slot, handle, outcome))
             if await self._obey(await self._decision(), cleanup, handle):
                 return
@@ -119,7 +142,9 @@ class InstanceActor:
     async def _decision(self) -> Decision:
         while True:
             message = await self.inbox.receive()
-            if not isinstance(message, msg.Vanished):
+            if isinstance(message, msg.Probe):
+                self._probe = message
+            elif isinstance(message, (msg.Restart, msg.Retire, msg.Stop)):
                 return message
 
     async def _sleep_or_stop(self, delay: float) -> bool:
@@ -129,13 +154,16 @@ class InstanceActor:
                 message = await self.inbox.receive()
                 if isinstance(message, (msg.Stop, msg.Retire)):
                     return True
+                if isinstance(message, msg.Probe):
+                    self._probe = message
         return False
 
-    async def _watch(self, handle: InstanceHandle) -> ExitStatus | msg.Stop:
-        """Race the instance's exit against a Stop from the deployment."""
-        result: ExitStatus | msg.Stop | None = None
+    async def _watch(self, handle: InstanceHandle) -> ExitStatus | msg.Stop | msg.Replace:
+        """Race the instance's exit against a Stop or Replace from the deployment; probe meanwhile."""
+        result: ExitStatus | msg.Stop | msg.Replace | None = None
 
         async with trio.open_nursery() as race:
+            probing = await race.start(self._probe_group, handle, self._probe)
 
             async def exit_watcher() -> None:
                 nonlocal result
@@ -143,22 +171,88 @@ class InstanceActor:
                 race.cancel_scope.cancel()
 
             async def inbox_watcher() -> None:
-                nonlocal result
+                nonlocal result, probing
                 while True:
                     message = await self.inbox.receive()
                     if isinstance(message, (msg.Stop, msg.Retire)):
                         result = msg.Stop()
                         race.cancel_scope.cancel()
                         return
+                    if isinstance(message, msg.Replace):
+                        result = message
+                        race.cancel_scope.cancel()
+                        return
                     if isinstance(message, msg.Vanished):
                         result = ExitStatus(None, removed=True, detected_at=trio.current_time())
                         race.cancel_scope.cancel()
                         return
+                    if isinstance(message, msg.Probe) and message != self._probe:
+                        self._probe = message
+                        probing.cancel(reason="probe set changed")
+                        probing = await race.start(self._probe_group, handle, message)
 
             race.start_soon(exit_watcher)
             race.start_soon(inbox_watcher)
         assert result is not None
         return result
+
+    async def _probe_group(
+        self,
+        handle: InstanceHandle,
+        probe: msg.Probe,
+        *,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """One task per check, all cancelled together through the scope handed back."""
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            if not probe.checks:
+                return
+            async with probes.open_probe_network(self.runtime) as network, trio.open_nursery() as group:
+                for index, check in probe.checks:
+                    group.start_soon(self._probe_loop, handle, index, check, probe.host_network, network)
+
+    async def _probe_loop(
+        self,
+        handle: InstanceHandle,
+        index: int,
+        check: HealthCheck,
+        host_network: bool,
+        network: probes.ProbeNetwork,
+    ) -> None:
+        """Run one check at a fixed rate (its own `interval`), first right away.
+
+        A probe that overruns its interval is followed at once by the next one;
+        missed beats are skipped, never queued.
+        """
+        interval = probes.check_interval(check)
+        due = trio.current_time()
+        while True:
+            try:
+                outcome = await probes.run_check(
+                    check, runtime=self.runtime, handle=handle, network=network, host_network=host_network
+                )
+            except Exception as exc:  # a probe bug must not take the instance actor down
+                log.exception("probe %d of instance %s failed", index, handle.id[:12])
+                now_text = utcnow()
+                outcome = probes.ProbeOutcome("failed", f"probe error: {exc!r}", now_text, now_text)
+            self.parent.send_nowait(
+                msg.ProbeResult(
+                    self.slot,
+                    handle.id,
+                    index,
+                    type(check).__struct_config__.tag,
+                    outcome.status,
+                    outcome.message,
+                    outcome.started_at,
+                    outcome.finished_at,
+                )
+            )
+            due += interval
+            now = trio.current_time()
+            if due < now:
+                due = now
+            await trio.sleep_until(due)
 
     async def _wait_exit(self, handle: InstanceHandle) -> ExitStatus:
         """wait_exit, riding out engine restarts instead of inventing a crash."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ring_actors.runtimes.base import ExitStatus, InstanceHandle
 from ring_actors.runtimes.errors import RuntimeFailure
+from ring_actors.schemas.manifest import HealthCheck
 
 
 # instance -> deployment
@@ -44,6 +45,20 @@ class ActorFailed:
     error: str
 
 
+@dataclass(frozen=True)
+class ProbeResult:
+    """One health-check probe ran against `instance_id` (check `index` of the deployment's list)."""
+
+    slot: str
+    instance_id: str
+    index: int
+    check_type: str
+    status: str  # success | failed | timeout
+    message: str
+    started_at: str  # RFC 3339 wall clock, for the history
+    finished_at: str
+
+
 # deployment -> instance
 @dataclass(frozen=True)
 class Stop:
@@ -65,3 +80,27 @@ class Retire:
 @dataclass(frozen=True)
 class Vanished:
     """The safety-net tick no longer sees this instance in the runtime."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Which checks to run from now on against the live instance (each on its own interval).
+
+    Sent by the deployment whenever the set changes (instance up, status change,
+    drain). An empty `checks` stops probing. The instance actor keeps the latest
+    set for the replacement after a restart.
+    """
+
+    checks: tuple[tuple[int, HealthCheck], ...]
+    host_network: bool = False  # probe 127.0.0.1: the instance has no address of its own
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Health-check `restart`: remove this instance (intentionally) and create a new one now.
+
+    `remove_first` waits for the removal before creating (a published host port
+    could not be bound twice); otherwise removal runs alongside the creation.
+    """
+
+    remove_first: bool = False

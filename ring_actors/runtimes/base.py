@@ -18,6 +18,11 @@ from ring_actors.schemas.manifest import CommandCheck, Port, Resources, RunAsUse
 OWNER_LABEL = "ring_deployment"
 """Label carried by every instance a ring-actors server creates: the deployment id."""
 
+SERVER_LABEL = "ring_actors.server"
+"""Identity of the server (its database) that created an instance. A server only ever
+reaps orphans carrying its own identity, so several servers (or test runs) can share
+one engine without removing each other's workloads."""
+
 
 @dataclass(frozen=True)
 class RegistryAuth:
@@ -58,6 +63,7 @@ class InstanceSpec:
     pull_policy: str = "Always"
     registry_auth: RegistryAuth | None = None
     native_healthcheck: CommandCheck | None = None
+    server_id: str = ""
 
 
 @dataclass
@@ -84,6 +90,7 @@ class ObservedInstance:
     exit_code: int | None
     pid: int | None = None
     created_at: float = 0.0
+    server_id: str | None = None  # SERVER_LABEL of the instance, None when absent
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,17 @@ It implements the Runtime protocol with configurable create latency and lets a
 test crash instances (`crash(id, code)`), fail creations, or remove instances
 behind the supervisor's back. Nothing here touches a real engine; never enable it
 for users (it is not reachable from config.toml).
+
+Health checks are simulated too: each instance has a `healthy` flag (plus an
+HTTP status, an exit code for failing commands and a probe delay) that the fake
+`exec` and the fake `probe_network` (tcp connect / http GET by instance address)
+consult. No packet is sent anywhere.
 """
 
 from __future__ import annotations
 
 import itertools
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +43,38 @@ class SimInstance:
     exit_code: int | None = None
     exited: trio.Event = field(default_factory=trio.Event)
     removed: bool = False
+    address: str | None = None
+    # Simulated probe answers.
+    healthy: bool = True
+    http_status: int = 200  # answered while healthy
+    failing_exit_code: int = 1  # what a command probe exits with while unhealthy
+    probe_delay: float = 0.0  # each probe takes this long (to simulate timeouts)
+    probes: int = 0  # probes answered so far (tcp, http and exec)
+
+
+class SimulatedProbeNetwork:
+    """tcp/http probes against simulated instances, found by address. Nothing leaves the process."""
+
+    def __init__(self, runtime: SimulatedRuntime) -> None:
+        self.runtime = runtime
+
+    async def _reach(self, host: str, port: int) -> SimInstance:
+        instance = self.runtime.instance_at(host)
+        if instance is not None:
+            instance.probes += 1
+            if instance.probe_delay:
+                await trio.sleep(instance.probe_delay)
+        if instance is None or not instance.running or not instance.healthy:
+            raise ConnectionRefusedError(f"connection to {host}:{port} refused (simulated)")
+        return instance
+
+    async def tcp_connect(self, host: str, port: int) -> None:
+        await self._reach(host, port)
+
+    async def http_get(self, url: str, timeout: float) -> int:
+        parts = urllib.parse.urlsplit(url)
+        instance = await self._reach(parts.hostname or "", parts.port or 80)
+        return instance.http_status
 
 
 class SimulatedRuntime:
@@ -52,6 +90,8 @@ class SimulatedRuntime:
         self.created = 0
         self.removed = 0
         self._counter = itertools.count()
+        self.unhealthy_images: set[str] = set()  # instances of these images start unhealthy
+        self.probe_network = SimulatedProbeNetwork(self)
 
     # ------------------------------------------------------------ test controls
 
@@ -66,6 +106,12 @@ class SimulatedRuntime:
         instance.running = False
         instance.removed = True
         instance.exited.set()
+
+    def set_healthy(self, instance_id: str, healthy: bool) -> None:
+        self.instances[instance_id].healthy = healthy
+
+    def instance_at(self, address: str) -> SimInstance | None:
+        return next((i for i in self.instances.values() if i.address == address), None)
 
     def running_for(self, deployment_id: str) -> list[SimInstance]:
         return [i for i in self.instances.values() if i.spec.deployment_id == deployment_id and i.running]
@@ -91,6 +137,8 @@ class SimulatedRuntime:
         instance_id = uuid.uuid4().hex + uuid.uuid4().hex
         name = f"{spec.namespace}_{spec.deployment_name}_{instance_id[:8]}"
         instance = SimInstance(instance_id, name, spec, trio.current_time())
+        instance.address = f"10.99.{next(self._counter) % 250}.{len(self.instances) % 250 + 1}"
+        instance.healthy = spec.image not in self.unhealthy_images
         self.instances[instance_id] = instance
         self.created += 1
         if self.exit_immediately_with is not None:
@@ -99,7 +147,7 @@ class SimulatedRuntime:
             id=instance_id,
             name=name,
             deployment_id=spec.deployment_id,
-            address=f"10.99.{next(self._counter) % 250}.{len(self.instances) % 250 + 1}",
+            address=instance.address,
             created_at=instance.created_at,
             image_digest="sha256:" + "0" * 64,
         )
@@ -130,15 +178,32 @@ class SimulatedRuntime:
                 running=i.running,
                 exit_code=i.exit_code,
                 created_at=i.created_at,
+                server_id=i.spec.server_id or None,
             )
             for i in self.instances.values()
         ]
 
     async def adopt(self, observed: ObservedInstance) -> InstanceHandle:
-        return InstanceHandle(observed.id, observed.name, observed.deployment_id, created_at=observed.created_at)
+        instance = self.instances.get(observed.id)
+        return InstanceHandle(
+            observed.id,
+            observed.name,
+            observed.deployment_id,
+            address=instance.address if instance is not None else None,
+            created_at=observed.created_at,
+        )
 
     async def exec(self, handle: InstanceHandle, argv: list[str], timeout: float) -> ExecResult:
-        return ExecResult(0, "")
+        instance = self.instances.get(handle.id)
+        if instance is None or not instance.running:
+            return ExecResult(-1, "container is not running")
+        instance.probes += 1
+        if instance.probe_delay:
+            with trio.move_on_after(timeout):
+                await trio.sleep(instance.probe_delay)
+                return ExecResult(0 if instance.healthy else instance.failing_exit_code, "")
+            return ExecResult(-1, "timed out", timed_out=True)
+        return ExecResult(0 if instance.healthy else instance.failing_exit_code, "")
 
     async def logs(self, handle: InstanceHandle, *, tail: int | None, since: float | None) -> list[LogLine]:
         return []

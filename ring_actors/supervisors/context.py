@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ring_actors.recorder import Recorder
 from ring_actors.runtimes.base import Runtime
 from ring_actors.store.deployments import DeploymentRepo
+from ring_actors.store.health import HealthCheckRepo
 from ring_actors.supervisors.policy import BackoffSettings
 from ring_actors.supervisors.spec_builder import NoSecrets, SecretSource
 
@@ -20,3 +21,14 @@ class ActorContext:
     stop_timeout: float = 10.0
     rollout_deadline: float = 600.0
     secrets: SecretSource = field(default_factory=NoSecrets)
+    server_id: str = ""
+    """This server's identity label; only instances carrying it are ever reaped as orphans."""
+    drain_grace: float = 2.0
+    """Seconds a drained rollout-parent instance stays up after leaving the served list."""
+    health: HealthCheckRepo | None = None
+    """Health-check history; defaults to the deployments' database."""
+
+    def __post_init__(self) -> None:
+        db = getattr(self.deployments, "db", None)
+        if self.health is None and db is not None:
+            self.health = HealthCheckRepo(db)

@@ -5,6 +5,12 @@ window clock) and one instance actor per slot. Instance actors report what
 happened (Started, Exited, CreateFailed, Stopped); this actor decides with the
 pure rules of `policy` and persists the outcome. Scale-up and scale-down happen
 in parallel, not one instance per tick.
+
+Health checks: instance actors probe (each check on its own interval) and send
+`ProbeResult`s here; this actor records them, counts failures per (instance,
+check index), fires `on_failure`, and holds the first promotion to `running`
+behind the readiness gate (`readiness`). A rollout child drives the drain of
+its parent with the messages of `rollout`, routed by the root supervisor.
 """
 
 from __future__ import annotations
@@ -23,17 +29,21 @@ from ring_actors.actors import Mailbox
 from ring_actors.instances import messages as im
 from ring_actors.instances.actor import InstanceActor
 from ring_actors.runtimes.base import InstanceHandle, ObservedInstance, Runtime
-from ring_actors.schemas.manifest import Deployment, Instance
+from ring_actors.schemas.manifest import Deployment, HealthCheck, Instance
 from ring_actors.status import Status, is_terminal
 from ring_actors.store.deployments import update_state
+from ring_actors.store.health import HealthCheckResult
 from ring_actors.supervisors import messages as dm
-from ring_actors.supervisors import policy
+from ring_actors.supervisors import policy, readiness, rollout
 from ring_actors.supervisors.context import ActorContext
 from ring_actors.supervisors.spec_builder import build_instance_spec
 
 log = logging.getLogger(__name__)
 
 ACTOR_RESTARTS = 3  # instance-actor bugs tolerated per slot before the slot counts a failure
+MAX_PROBE_RESTARTS = 5
+"""Health-check restarts allowed without a failure-free healthy window; one more -> crash_loop_back_off."""
+DRAIN_RESEND_SLACK = 30.0  # seconds past grace + stop timeout before a lost DrainOne is sent again
 
 
 @dataclass(eq=False)
@@ -41,7 +51,7 @@ class Slot:
     id: str
     actor: InstanceActor
     order: int
-    state: str = "starting"  # starting | live | waiting | stopping
+    state: str = "starting"  # starting | live | waiting | draining | stopping
     handle: InstanceHandle | None = None
     live_since: float | None = None
     actor_failures: int = 0
@@ -53,6 +63,9 @@ class DeploymentActor:
         deployment: Deployment,
         ctx: ActorContext,
         adopted: list[ObservedInstance] = (),  # type: ignore[assignment]
+        *,
+        supervisor: Mailbox | None = None,
+        in_rollout: bool = False,
     ) -> None:
         self.deployment = deployment
         self.ctx = ctx
@@ -66,6 +79,23 @@ class DeploymentActor:
         self._live_since: float | None = None
         self._last_restart_change = trio.current_time()
         self._component = "containerd" if deployment.runtime == "containerd" else "docker"
+        self._supervisor = supervisor  # the root's inbox: routes messages to other deployments
+        # Health checks and the readiness gate.
+        self._checks: tuple[HealthCheck, ...] = tuple(deployment.health_checks)
+        self._readiness = readiness.ReadinessSettings.from_checks(self._checks)
+        self._board = readiness.ReadinessBoard(self._readiness.indices)
+        self._failures: dict[tuple[str, int], int] = {}
+        self._probe_restarts = 0
+        self._last_probe_restart = -math.inf
+        self._last_probe_failure = -math.inf
+        self._first_start: float | None = None
+        self._deadline_fired = False
+        self._promoted = deployment.status == Status.RUNNING  # only the first promotion is gated
+        # Rolling updates: as a parent (drained) and as a child (draining its parent).
+        self._retained: int | None = None  # instance cap while a child drains this deployment
+        self._hold_adopted = in_rollout
+        self._drains: dict[str, str] = {}  # slot id -> child id waiting for its DrainDone
+        self._rollout = rollout.ChildRollout(deployment.parent_id) if deployment.parent_id else None
 
     @property
     def id(self) -> str:
@@ -80,19 +110,30 @@ class DeploymentActor:
             self._adopted = []
             await self._converge()
             while not self._done:
+                message = None
+                # Only the wait is bounded by the next wake-up: a handler is never cut short.
                 with trio.move_on_at(self._next_wake()):
                     message = await self.inbox.receive()
+                if message is not None:
                     await self._handle(message)
-                    continue
-                await self._on_timer()
+                if not self._done:
+                    # Every pass, so that a deadline reached while messages keep coming is still seen.
+                    await self._on_timer()
             nursery.cancel_scope.cancel()
 
     def live_instances(self) -> list[Instance]:
-        """What `GET /deployments/{id}` shows: the instances that are up right now."""
+        """What `GET /deployments/{id}` shows: the instances that serve right now.
+
+        With readiness checks, an instance is listed only while every readiness
+        check's latest result on it is a success, and a rollout parent's instance
+        leaves the list as soon as it is picked for draining: a proxy that
+        follows the API never routes to an instance that is not ready or about
+        to stop.
+        """
         return [
             Instance(id=s.handle.id, address=s.handle.address or UNSET, name=s.handle.name)
             for s in sorted(self.slots.values(), key=lambda s: s.order)
-            if s.state == "live" and s.handle is not None
+            if self._serving(s) and s.handle is not None
         ]
 
     def handles(self) -> list[InstanceHandle]:
@@ -116,6 +157,18 @@ class DeploymentActor:
                 await self._reload()
             case dm.Observe():
                 await self._on_observe(message)
+            case im.ProbeResult():
+                await self._on_probe_result(message)
+            case dm.DrainOne():
+                self._on_drain_one(message)
+            case dm.DrainDue():
+                self._on_drain_due(message)
+            case dm.DrainDone():
+                await self._on_drain_done(message)
+            case dm.DrainAbort():
+                self._retained = None
+            case dm.ParentGone():
+                await self._on_parent_gone(message)
             case _:
                 log.warning("deployment %s: unexpected message %r", self.id[:8], message)
         await self._converge()
@@ -134,6 +187,9 @@ class DeploymentActor:
         slot.live_since = trio.current_time()
         if self._live_since is None:
             self._live_since = slot.live_since
+        if self._first_start is None:
+            self._first_start = slot.live_since
+        self._push_probes(slot)
         if message.handle.image_digest and self.deployment.image_digest != message.handle.image_digest:
             self.deployment.image_digest = message.handle.image_digest
             await self._persist()
@@ -146,6 +202,10 @@ class DeploymentActor:
     async def _on_exited(self, message: im.Exited) -> None:
         slot = self.slots.get(message.slot)
         if slot is None or slot.state == "stopping":
+            return
+        self._forget(message.handle.id)
+        if slot.state == "draining":
+            self._stop(slot)  # it was leaving anyway: not a crash
             return
         slot.state = "waiting"
         slot.live_since = None
@@ -207,6 +267,12 @@ class DeploymentActor:
         if slot is None:
             return
         self._refresh_live_since()
+        if message.handle is not None:
+            self._forget(message.handle.id)
+        child = self._drains.pop(slot.id, None)
+        if child is not None:
+            instance_id = message.handle.id if message.handle is not None else None
+            self._send_to(child, dm.DrainDone(self.id, instance_id, self._remaining()))
         if message.handle is not None and self.deployment.status == Status.DELETED:
             await self._event(
                 "info", "container_deletion", f"Container {message.handle.name} deleted", self._component
@@ -227,13 +293,14 @@ class DeploymentActor:
         slot.actor = self._make_actor(slot.id, handle=message.handle, initial_delay=0.1 * slot.actor_failures)
         assert self._nursery is not None
         self._nursery.start_soon(slot.actor.run)
+        self._push_probes(slot)  # the new actor starts without a probe set
 
     async def _on_observe(self, message: dm.Observe) -> None:
         """Safety net: instances that vanished, and strays nobody owns."""
         seen = {o.id: o for o in message.instances}
         known = {s.handle.id for s in self.slots.values() if s.handle is not None}
         for slot in self.slots.values():
-            if slot.state == "live" and slot.handle is not None and slot.handle.id not in seen:
+            if slot.state in ("live", "draining") and slot.handle is not None and slot.handle.id not in seen:
                 slot.actor.inbox.send_nowait(im.Vanished())
         creating = any(s.state == "starting" for s in self.slots.values())
         if creating:
@@ -250,13 +317,20 @@ class DeploymentActor:
         old = self.deployment.status
         row.image_digest = row.image_digest or self.deployment.image_digest
         self.deployment = row
+        if not row.parent_id:
+            self._rollout = None
+        elif self._rollout is None or self._rollout.parent_id != row.parent_id:
+            self._rollout = rollout.ChildRollout(row.parent_id)
         if old != row.status:
             self.ctx.recorder.status_changed(self.id, row.namespace, old, row.status)
+            self._push_probes()
 
     # ---------------------------------------------------------------- converge
 
     async def _converge(self) -> None:
         status = self.deployment.status
+        if self._rollout is not None and (status == Status.DELETED or is_terminal(status)):
+            await self._rollout_step()  # reports the failed rollout once, lets the parent grow back
         if status == Status.DELETED:
             await self._teardown()
             return
@@ -267,8 +341,8 @@ class DeploymentActor:
             if not self.slots:
                 self._done = True
             return
-        active = [s for s in self.slots.values() if s.state != "stopping"]
-        target = self.deployment.target_replicas
+        active = [s for s in self.slots.values() if s.state not in ("stopping", "draining")]
+        target = self._target()
         missing = target - len(active)
         if missing > 0:
             delay = self._remaining_backoff()
@@ -285,6 +359,7 @@ class DeploymentActor:
                 "info", "scale_down", f"Scaled down from {before} to {after} replicas", self._component
             )
         await self._maybe_promote()
+        await self._rollout_step()
 
     async def _teardown(self) -> None:
         for slot in list(self.slots.values()):
@@ -307,6 +382,7 @@ class DeploymentActor:
             return
         if not self.readiness_open():
             return
+        self._promoted = True
         await self._set_status(Status.RUNNING)
         await self._event(
             "info",
@@ -316,18 +392,51 @@ class DeploymentActor:
         await self._persist()
 
     def readiness_open(self) -> bool:
-        """The readiness gate; without readiness checks it is always open."""
-        return True
+        """The readiness gate (lifecycle.md §7) for the first promotion only.
+
+        Open without readiness checks, for jobs, once promoted, and for a rollout
+        child whose deadline forced the drain. Otherwise every readiness check
+        must be green on every live instance for the healthy window.
+        """
+        if self._promoted or self.deployment.kind == "job" or not self._readiness.gated:
+            return True
+        if self._rollout is not None and self._rollout.forced:
+            return True
+        return self._gate().open
+
+    def _gate(self) -> readiness.GateDecision:
+        live = [s.handle.id for s in self.slots.values() if s.state == "live" and s.handle is not None]
+        return self._board.evaluate(live, trio.current_time(), self._readiness.healthy_window)
+
+    def _serving(self, slot: Slot) -> bool:
+        if slot.state != "live" or slot.handle is None:
+            return False
+        return not self._readiness.gated or self._board.instance_ready(slot.handle.id)
 
     # ---------------------------------------------------------------- timers
 
     def _next_wake(self) -> float:
+        """The earliest future moment something time-based is due (run() also checks after each message)."""
+        now = trio.current_time()
+        wakes = [math.inf]
         if self.deployment.restart_count > 0 and self._live_since is not None:
             start = max(self._live_since, self._last_restart_change)
-            return start + self.ctx.backoff.healthy_window
-        return math.inf
+            wakes.append(start + self.ctx.backoff.healthy_window)
+        if self._readiness.gated and self.deployment.kind == "worker" and not self._stopping_everything():
+            if not self._promoted or self._rollout is not None:
+                opens_at = self._gate().opens_at
+                if opens_at is not None:
+                    wakes.append(opens_at)
+                if not self._deadline_fired:
+                    wakes.append(self._readiness.deadline(self._first_start, self.ctx.rollout_deadline))
+        if self._rollout is not None and self._rollout.in_flight_since is not None:
+            wakes.append(self._rollout.in_flight_since + self._drain_resend_after())
+        return min((w for w in wakes if w > now), default=math.inf)
 
     async def _on_timer(self) -> None:
+        await self._check_readiness_deadline()
+        await self._maybe_promote()
+        await self._rollout_step()
         now = trio.current_time()
         if policy.healthy_window_elapsed(
             self.deployment.restart_count,
@@ -339,6 +448,42 @@ class DeploymentActor:
             await self._set_restart_count(0)
             await self._event("info", "restart_count_reset", "restart_count reset to 0 after staying healthy")
             await self._persist()
+
+    async def _check_readiness_deadline(self) -> None:
+        """`start_period + rollout deadline` after the first instance start (lifecycle.md §7, §8.2).
+
+        A plain deployment that is still not ready goes `failed`; a rollout child
+        instead forces the drain of its parent.
+        """
+        if self._deadline_fired or not self._readiness.gated or self.deployment.kind != "worker":
+            return
+        if self._stopping_everything():
+            return
+        deadline = self._readiness.deadline(self._first_start, self.ctx.rollout_deadline)
+        if trio.current_time() < deadline:
+            return
+        self._deadline_fired = True
+        allowed = self._readiness.start_period + self.ctx.rollout_deadline
+        if self._rollout is not None:
+            if self._promoted and self._gate().open:
+                return
+            self._rollout.forced = True
+            await self._event(
+                "warning", "rolling_update_deadline_forced", rollout.forced_message(self._rollout.parent_id, allowed)
+            )
+            return
+        if self._promoted:
+            return
+        await self._event(
+            "error",
+            "readiness_deadline_exceeded",
+            f"Readiness checks did not pass within {allowed:g}s of the first instance start"
+            f" (start_period {self._readiness.start_period:g}s + rollout deadline {self.ctx.rollout_deadline:g}s)"
+            f": {self._gate().state.value}",
+        )
+        await self._set_status(Status.FAILED)
+        await self._persist()
+        await self._converge()
 
     def _remaining_backoff(self) -> float:
         if self.deployment.restart_count <= 0:
@@ -368,8 +513,13 @@ class DeploymentActor:
             slot.state = "live"
             slot.handle = handle
             slot.live_since = trio.current_time()
+            self._push_probes(slot)
         if running:
             self._live_since = trio.current_time()
+            self._first_start = self._live_since
+            if self._hold_adopted:
+                # A child is draining us: never grow back while it runs.
+                self._retained = len(running)
         await self._maybe_promote()
 
     async def _on_exited_while_away(self, handle: InstanceHandle, exit_code: int) -> None:
@@ -390,7 +540,7 @@ class DeploymentActor:
         self, slot_id: str, *, handle: InstanceHandle | None = None, initial_delay: float = 0.0
     ) -> InstanceActor:
         async def build():  # resolved at each create: picks up changed secrets/configs
-            return await build_instance_spec(self.deployment, self.ctx.secrets)
+            return await build_instance_spec(self.deployment, self.ctx.secrets, self.ctx.server_id)
 
         return InstanceActor(
             slot_id,
@@ -446,6 +596,7 @@ class DeploymentActor:
             return
         self.deployment.status = status
         self.ctx.recorder.status_changed(self.id, self.deployment.namespace, old, status)
+        self._push_probes()
 
     async def _persist(self) -> None:
         if not await update_state(self.ctx.deployments, self.deployment):
@@ -453,3 +604,232 @@ class DeploymentActor:
 
     async def _event(self, level: str, reason: str, message: str, component: str = "scheduler") -> None:
         await self.ctx.recorder.event(self.id, self.deployment.namespace, level, reason, message, component)
+
+    def _target(self) -> int:
+        target = self.deployment.target_replicas
+        return target if self._retained is None else max(0, min(target, self._retained))
+
+    def _remaining(self) -> int:
+        return sum(1 for s in self.slots.values() if s.state != "stopping")
+
+    def _send_to(self, deployment_id: str, message: object) -> None:
+        """Another deployment's actor, through the root supervisor."""
+        if self._supervisor is not None:
+            self._supervisor.send_nowait(dm.Route(deployment_id, message, self.id))
+
+    # ---------------------------------------------------------------- health checks
+
+    def _probe_checks(self) -> tuple[tuple[int, HealthCheck], ...]:
+        """Which checks run now (lifecycle.md §6): all when running; readiness only while a worker is creating."""
+        status = self.deployment.status
+        if status == Status.RUNNING:
+            return tuple(enumerate(self._checks))
+        if status in (Status.CREATING, Status.PENDING) and self.deployment.kind == "worker":
+            return tuple((i, self._checks[i]) for i in self._readiness.indices)
+        return ()
+
+    def _push_probes(self, slot: Slot | None = None) -> None:
+        """Tell live instance actors which checks to run (they restart their probe tasks on a change)."""
+        if not self._checks:
+            return
+        probe = im.Probe(self._probe_checks(), host_network=self.deployment.network_mode == "host")
+        for target in [slot] if slot is not None else list(self.slots.values()):
+            if target.state == "live":
+                target.actor.inbox.send_nowait(probe)
+
+    def _forget(self, instance_id: str) -> None:
+        self._board.forget(instance_id)
+        for key in [k for k in self._failures if k[0] == instance_id]:
+            del self._failures[key]
+
+    async def _on_probe_result(self, result: im.ProbeResult) -> None:
+        slot = self.slots.get(result.slot)
+        if slot is None or slot.state != "live" or slot.handle is None or slot.handle.id != result.instance_id:
+            return  # stale: the instance was replaced, is draining or stopping
+        if not 0 <= result.index < len(self._checks) or self._stopping_everything():
+            return
+        check = self._checks[result.index]
+        await self._record_probe(result)
+        now = trio.current_time()
+        if check.readiness:
+            self._board.record(result.instance_id, result.index, result.status, now)
+        if result.status != "success":
+            self._last_probe_failure = now
+        elif self._probe_restarts and (
+            now - max(self._last_probe_failure, self._last_probe_restart) >= self.ctx.backoff.healthy_window
+        ):
+            self._probe_restarts = 0
+        if self.deployment.status != Status.RUNNING:
+            return  # counters and actions only in running (lifecycle.md §6.1)
+        key = (result.instance_id, result.index)
+        if result.status == "success":
+            self._failures.pop(key, None)
+            return
+        grace = readiness.duration_or(check.start_period, 0.0)
+        if slot.live_since is not None and now - slot.live_since < grace:
+            return  # still within this check's start_period on this instance
+        count = self._failures.get(key, 0) + 1
+        if count < max(check.threshold, 1):
+            self._failures[key] = count
+            return
+        self._failures.pop(key, None)
+        await self._on_failure(check, slot, result)
+
+    async def _record_probe(self, result: im.ProbeResult) -> None:
+        if self.ctx.health is None:
+            return
+        try:
+            await self.ctx.health.add(
+                HealthCheckResult.new(
+                    self.id,
+                    result.check_type,
+                    result.status,
+                    result.message,
+                    started_at=result.started_at,
+                    finished_at=result.finished_at,
+                    instance_id=result.instance_id,
+                    check_index=result.index,
+                )
+            )
+        except Exception:
+            log.exception("deployment %s: cannot store a health-check result", self.id[:8])
+
+    async def _on_failure(self, check: HealthCheck, slot: Slot, result: im.ProbeResult) -> None:
+        """Fire the check's `on_failure` once (lifecycle.md §6.1)."""
+        instance = result.instance_id
+        if check.on_failure == "alert":
+            await self._event(
+                "error", "health_check_alert", f"Health check failed for instance {instance}: {result.message}",
+                "health_checker",
+            )
+            return
+        if check.on_failure == "stop":
+            await self._event(
+                "warning",
+                "health_check_stop",
+                f"Health check failed for instance {instance} ({result.message}), triggering deployment stop",
+                "health_checker",
+            )
+            await self._set_status(Status.DELETED)
+            await self._persist()
+            return
+        if self._probe_restarts >= MAX_PROBE_RESTARTS:
+            await self._event(
+                "error",
+                "health_check_restart_budget_exhausted",
+                f"Health check failed for instance {instance} ({result.message}); health checks already"
+                f" restarted instances {self._probe_restarts} times without"
+                f" {self.ctx.backoff.healthy_window:g}s free of failures: giving up",
+                "health_checker",
+            )
+            await self._set_status(Status.CRASH_LOOP_BACK_OFF)
+            await self._persist()
+            return
+        self._probe_restarts += 1
+        self._last_probe_restart = trio.current_time()
+        await self._event(
+            "warning",
+            "health_check_instance_restart",
+            f"Health check failed for instance {instance} ({result.message}), triggering instance restart",
+            "health_checker",
+        )
+        self._forget(instance)
+        slot.state = "starting"
+        slot.live_since = None
+        self._refresh_live_since()
+        published = any(port.published > 0 for port in self.deployment.ports)
+        slot.actor.inbox.send_nowait(im.Replace(remove_first=published))
+
+    # ---------------------------------------------------------------- rolling updates: parent side
+
+    def _on_drain_one(self, message: dm.DrainOne) -> None:
+        """Pick the next instance to drain for a child: out of service now, stopped after the grace."""
+        if message.child_id in self._drains.values():
+            return  # already draining one for this child; its DrainDone will follow
+        candidates = [s for s in self.slots.values() if s.state not in ("stopping", "draining")]
+        if self._stopping_everything() or not candidates:
+            self._send_to(message.child_id, dm.DrainDone(self.id, None, self._remaining()))
+            return
+        key = rollout.pick_drain_victim(
+            [
+                rollout.DrainCandidate(s.id, self._serving(s), s.live_since or 0.0, s.order)
+                for s in candidates
+            ]
+        )
+        victim = self.slots[key]
+        self._retained = len(candidates) - 1
+        self._drains[victim.id] = message.child_id
+        if victim.state != "live":
+            self._stop(victim)
+            return
+        victim.state = "draining"  # leaves live_instances() at once
+        victim.actor.inbox.send_nowait(im.Probe(()))
+        self._refresh_live_since()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._drain_after_grace, victim.id)
+
+    async def _drain_after_grace(self, slot_id: str) -> None:
+        await trio.sleep(self.ctx.drain_grace)
+        self.inbox.send_nowait(dm.DrainDue(slot_id))
+
+    def _on_drain_due(self, message: dm.DrainDue) -> None:
+        slot = self.slots.get(message.slot)
+        if slot is not None and slot.state == "draining":
+            self._stop(slot)
+
+    # ---------------------------------------------------------------- rolling updates: child side
+
+    def _drain_resend_after(self) -> float:
+        return self.ctx.drain_grace + self.ctx.stop_timeout + DRAIN_RESEND_SLACK
+
+    async def _rollout_step(self) -> None:
+        state = self._rollout
+        if state is None or self._done:
+            return
+        view = rollout.ChildView(
+            status=self.deployment.status,
+            live=self._count("live"),
+            target=self._target(),
+            ready=not self._readiness.gated or self._gate().open,
+        )
+        now = trio.current_time()
+        action = rollout.next_action(state, view, now, self._drain_resend_after())
+        if action is rollout.RolloutAction.DRAIN:
+            state.in_flight_since = now
+            self._send_to(state.parent_id, dm.DrainOne(self.id))
+        elif action is rollout.RolloutAction.FAIL:
+            state.failed = True
+            await self._event(
+                "error", "rolling_update_failed", rollout.failed_message(state.parent_id, self.deployment.status)
+            )
+            self._send_to(state.parent_id, dm.DrainAbort(self.id))
+
+    async def _on_drain_done(self, message: dm.DrainDone) -> None:
+        state = self._rollout
+        if state is None or message.parent_id != state.parent_id:
+            return
+        state.in_flight_since = None
+        if message.instance_id is not None:
+            state.steps += 1
+            await self._event(
+                "info",
+                "rolling_update_step",
+                rollout.step_message(message.instance_id, state.parent_id, message.remaining),
+            )
+        if message.remaining > 0 or state.failed:
+            return
+        # The parent is empty: delete it (its actor purges the row) and stand alone.
+        await self.ctx.deployments.set_status(state.parent_id, Status.DELETED)
+        self._send_to(state.parent_id, dm.Refresh())
+        self._rollout = None
+        self.deployment.parent_id = UNSET
+        await self._persist()
+        await self._event("info", "rolling_update_complete", rollout.complete_message(state.parent_id, state.steps))
+
+    async def _on_parent_gone(self, message: dm.ParentGone) -> None:
+        if self._rollout is None or self._rollout.parent_id != message.parent_id:
+            return
+        log.info("deployment %s: parent %s is gone; rollout link cleared", self.id[:8], message.parent_id[:8])
+        self._rollout = None
+        self.deployment.parent_id = UNSET
+        await self._persist()

@@ -4,6 +4,10 @@ Start-up re-adopts what the runtimes already run (label `ring_deployment`), so a
 server restart never duplicates or loses instances; instances whose deployment no
 longer exists are reaped. The API never calls a runtime to change anything: it
 writes the store and calls `notify()`.
+
+Deployment actors talk to each other only through the root (`messages.Route`),
+e.g. a rollout child asking its parent to drain one instance; the root answers
+for a target that has no actor.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ring_actors.actors import IntensityExceeded, Mailbox, supervise
 from ring_actors.runtimes.base import InstanceHandle, ObservedInstance
 from ring_actors.runtimes.errors import EngineUnavailable
 from ring_actors.schemas.manifest import Deployment, Instance
-from ring_actors.status import RECONCILED, TERMINAL
+from ring_actors.status import RECONCILED, TERMINAL, Status
 from ring_actors.supervisors import messages as dm
 from ring_actors.supervisors.context import ActorContext
 from ring_actors.supervisors.deployment import DeploymentActor
@@ -45,6 +49,7 @@ class RootSupervisor:
         self.actors: dict[str, DeploymentActor] = {}
         self._nursery: trio.Nursery | None = None
         self.ticks = 0
+        self._runtime_of: dict[str, str] = {}  # instance id -> runtime name, from the last listing
 
     # ------------------------------------------------------------ public API
 
@@ -74,6 +79,8 @@ class RootSupervisor:
                 message = await self.inbox.receive()
                 if isinstance(message, Notify):
                     await self._on_notify(message.deployment_id)
+                elif isinstance(message, dm.Route):
+                    await self._route(message)
                 elif isinstance(message, ActorFinished):
                     if self.actors.get(message.deployment_id) is message.actor:
                         del self.actors[message.deployment_id]
@@ -84,12 +91,16 @@ class RootSupervisor:
         self, rows: list[Deployment], observed: dict[str, list[ObservedInstance]] | None
     ) -> None:
         by_id = {row.id: row for row in rows}
+        # Parents of a rollout still in progress must not grow back while their child drains them.
+        draining = {
+            row.parent_id for row in rows if row.parent_id and row.status in RECONCILED and row.status != Status.DELETED
+        }
         for row in rows:
             if row.runtime not in self.ctx.runtimes:
                 continue
             instances = (observed or {}).get(row.id, [])
             if row.status in RECONCILED or any(o.running for o in instances):
-                self._spawn(row, instances)
+                self._spawn(row, instances, in_rollout=row.id in draining)
         if observed is not None:
             for deployment_id, instances in observed.items():
                 if deployment_id not in by_id:
@@ -108,8 +119,25 @@ class RootSupervisor:
             instances = await self._observe_one(row)
             self._spawn(row, instances)
 
-    def _spawn(self, row: Deployment, instances: list[ObservedInstance]) -> None:
-        actor = DeploymentActor(row, self.ctx, instances)
+    async def _route(self, route: dm.Route) -> None:
+        """Forward a message between deployment actors; answer for targets without an actor."""
+        actor = self.actors.get(route.target)
+        if actor is not None:
+            actor.inbox.send_nowait(route.message)
+            return
+        if isinstance(route.message, dm.Refresh):
+            await self._on_notify(route.target)
+            return
+        if isinstance(route.message, dm.DrainOne):
+            # No actor: the parent is gone, or terminal with nothing left running.
+            row = await self.ctx.deployments.get(route.target)
+            reply: object = dm.ParentGone(route.target) if row is None else dm.DrainDone(route.target, None, 0)
+            sender = self.actors.get(route.sender)
+            if sender is not None:
+                sender.inbox.send_nowait(reply)
+
+    def _spawn(self, row: Deployment, instances: list[ObservedInstance], *, in_rollout: bool = False) -> None:
+        actor = DeploymentActor(row, self.ctx, instances, supervisor=self.inbox, in_rollout=in_rollout)
         self.actors[row.id] = actor
         assert self._nursery is not None
         self._nursery.start_soon(self._supervised, actor)
@@ -126,7 +154,7 @@ class RootSupervisor:
                 if row is None:
                     return
                 instances = await self._observe_one(row)
-                current = DeploymentActor(row, self.ctx, instances)
+                current = DeploymentActor(row, self.ctx, instances, supervisor=self.inbox)
                 current.inbox = actor.inbox  # keep the address others already hold
                 self.actors[actor.id] = current
             first = False
@@ -158,6 +186,7 @@ class RootSupervisor:
             try:
                 for instance in await runtime.list_instances():
                     found[instance.deployment_id].append(instance)
+                    self._runtime_of[instance.id] = name
             except EngineUnavailable as exc:
                 log.warning("runtime %s unavailable while listing instances: %s", name, exc)
                 complete = False
@@ -168,21 +197,31 @@ class RootSupervisor:
         if runtime is None:
             return []
         try:
-            return [o for o in await runtime.list_instances() if o.deployment_id == row.id]
+            found = [o for o in await runtime.list_instances() if o.deployment_id == row.id]
         except EngineUnavailable:
             return []
+        for instance in found:
+            self._runtime_of[instance.id] = row.runtime
+        return found
 
     async def _reap(self, instances: list[ObservedInstance]) -> None:
-        """Remove instances whose deployment no longer exists (a crash mid-delete)."""
+        """Remove instances whose deployment no longer exists (a crash mid-delete).
+
+        Only instances labelled with this server's identity: another server (or a
+        test run) sharing the engine keeps its workloads.
+        """
         for observed in instances:
-            for runtime in self.ctx.runtimes.values():
-                try:
-                    handle = await runtime.adopt(observed)
-                    await runtime.remove(handle, timeout=self.ctx.stop_timeout)
-                    log.info("reaped orphan instance %s", observed.name)
-                    break
-                except Exception:
-                    continue
+            if not self.ctx.server_id or observed.server_id != self.ctx.server_id:
+                continue
+            runtime = self.ctx.runtimes.get(self._runtime_of.get(observed.id, ""))
+            if runtime is None:
+                continue
+            try:
+                handle = await runtime.adopt(observed)
+                await runtime.remove(handle, timeout=self.ctx.stop_timeout)
+                log.info("reaped orphan instance %s", observed.name)
+            except Exception:
+                log.exception("reaping orphan instance %s failed", observed.name)
 
     async def _ticker(self) -> None:
         """Safety net only: events and pidfds do the real work."""

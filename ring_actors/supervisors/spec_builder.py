@@ -31,7 +31,9 @@ class NoSecrets:
         return None
 
 
-async def build_instance_spec(deployment: Deployment, secrets: SecretSource) -> InstanceSpec:
+async def build_instance_spec(
+    deployment: Deployment, secrets: SecretSource, server_id: str = ""
+) -> InstanceSpec:
     env: dict[str, str] = {}
     for key, value in deployment.environment.items():
         if isinstance(value, SecretRef):
@@ -92,4 +94,5 @@ async def build_instance_spec(deployment: Deployment, secrets: SecretSource) -> 
         pull_policy=config.pull_policy,
         registry_auth=auth,
         native_healthcheck=native,
+        server_id=server_id,
     )

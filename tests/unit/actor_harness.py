@@ -16,6 +16,7 @@ from ring_actors.schemas.manifest import Deployment
 from ring_actors.store.db import Database, utcnow
 from ring_actors.store.deployments import DeploymentRepo
 from ring_actors.store.events import EventRepo
+from ring_actors.store.identity import server_identity
 from ring_actors.supervisors.context import ActorContext
 from ring_actors.supervisors.policy import BackoffSettings
 from ring_actors.supervisors.root import RootSupervisor
@@ -77,6 +78,7 @@ async def running_tree(
     events = EventRepo(db)
     repo = DeploymentRepo(db)
     ctx = ActorContext(
+        server_id=await server_identity(db),
         runtimes={runtime.name: runtime}, deployments=repo, recorder=Recorder(events, bus), backoff=backoff, stop_timeout=2
     )
     root = RootSupervisor(ctx, tick_interval=tick)

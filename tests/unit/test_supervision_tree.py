@@ -202,3 +202,18 @@ async def test_safety_net_tick_notices_instances_removed_behind_our_back() -> No
         with trio.fail_after(3):
             while not tree.runtime.running_for(deployment.id):
                 await trio.sleep(0.02)
+
+
+async def test_instances_of_another_server_are_never_reaped(tmp_path) -> None:
+    """Two servers (two databases) share one engine: neither removes the other's workloads."""
+    runtime = SimulatedRuntime()
+    async with running_tree(runtime, await Database.open(tmp_path / "a.db")) as first:
+        deployment = await first.apply(replicas=2)
+        async with first.watch(deployment.id) as until:
+            await until("running")
+        async with running_tree(runtime, await Database.open(tmp_path / "b.db"), tick=0.05) as second:
+            for _ in range(5):
+                await second.root.tick_once()
+            await settle()
+            assert len(runtime.running_for(deployment.id)) == 2
+            assert second.root.actors == {}

@@ -1,0 +1,4 @@
+CREATE TABLE server_info (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
