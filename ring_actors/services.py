@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ring_actors.bus import EventBus
 from ring_actors.config import Settings
@@ -27,3 +28,4 @@ class Services:
     secret_key: bytes
     started_at: float = 0.0
     runtime_health: dict[str, str] = field(default_factory=dict)
+    stats_cache: Any = None  # background.StatsCache, created on first use

@@ -248,10 +248,7 @@ class InstanceActor:
                     outcome.finished_at,
                 )
             )
-            due += interval
-            now = trio.current_time()
-            if due < now:
-                due = now
+            due = max(due + interval, trio.current_time())
             await trio.sleep_until(due)
 
     async def _wait_exit(self, handle: InstanceHandle) -> ExitStatus:

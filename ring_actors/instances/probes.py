@@ -195,7 +195,7 @@ async def run_check(
     with trio.move_on_after(timeout):
         try:
             status, message = await _probe(check, runtime, handle, network, host_network, timeout)
-        except Exception as exc:  # engine errors, instance gone: a failed probe, not a crash
+        except Exception as exc:  # noqa: BLE001 - engine errors, instance gone: a failed probe, not a crash
             status, message = FAILED, f"{_kind(check)} failed: {_describe(exc)}"
     return ProbeOutcome(status, message, started, utcnow())
 
@@ -237,9 +237,7 @@ async def _probe(
     return FAILED, f"HTTP check failed with status {code} for {url}"
 
 
-async def _command(
-    check: CommandCheck, runtime: Runtime, handle: InstanceHandle, timeout: float
-) -> tuple[str, str]:
+async def _command(check: CommandCheck, runtime: Runtime, handle: InstanceHandle, timeout: float) -> tuple[str, str]:
     try:
         argv = shlex.split(check.command)
     except ValueError as exc:

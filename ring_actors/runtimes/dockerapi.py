@@ -717,6 +717,14 @@ class DockerAPI:
     async def _get(self, path: str, kind: type[_T], **kwargs: Any) -> _T:
         return _decode(kind, await self._request("GET", path, **kwargs))
 
+    async def get(self, path: str, kind: type[_T], *, params: Mapping[str, Any] | None = None) -> _T:
+        """`GET path` decoded into `kind`, for endpoints this client has no method for.
+
+        Engine-specific calls (Podman's libpod API, used by the podman runtime)
+        go through here, so they live with the runtime that needs them.
+        """
+        return await self._get(path, kind, params=params)
+
     @contextlib.asynccontextmanager
     async def _stream(
         self,

@@ -300,7 +300,13 @@ class DeploymentActor:
         seen = {o.id: o for o in message.instances}
         known = {s.handle.id for s in self.slots.values() if s.handle is not None}
         for slot in self.slots.values():
-            if slot.state in ("live", "draining") and slot.handle is not None and slot.handle.id not in seen:
+            if (
+                slot.state in ("live", "draining")
+                and slot.handle is not None
+                and slot.handle.id not in seen
+                and slot.live_since is not None
+                and slot.live_since < message.taken_at
+            ):
                 slot.actor.inbox.send_nowait(im.Vanished())
         creating = any(s.state == "starting" for s in self.slots.values())
         if creating:
@@ -422,13 +428,13 @@ class DeploymentActor:
         if self.deployment.restart_count > 0 and self._live_since is not None:
             start = max(self._live_since, self._last_restart_change)
             wakes.append(start + self.ctx.backoff.healthy_window)
-        if self._readiness.gated and self.deployment.kind == "worker" and not self._stopping_everything():
-            if not self._promoted or self._rollout is not None:
-                opens_at = self._gate().opens_at
-                if opens_at is not None:
-                    wakes.append(opens_at)
-                if not self._deadline_fired:
-                    wakes.append(self._readiness.deadline(self._first_start, self.ctx.rollout_deadline))
+        gate_matters = not self._promoted or self._rollout is not None
+        if self._readiness.gated and self.deployment.kind == "worker" and gate_matters:
+            opens_at = self._gate().opens_at
+            if opens_at is not None:
+                wakes.append(opens_at)
+            if not self._deadline_fired and not self._stopping_everything():
+                wakes.append(self._readiness.deadline(self._first_start, self.ctx.rollout_deadline))
         if self._rollout is not None and self._rollout.in_flight_since is not None:
             wakes.append(self._rollout.in_flight_since + self._drain_resend_after())
         return min((w for w in wakes if w > now), default=math.inf)

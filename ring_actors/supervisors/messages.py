@@ -14,9 +14,14 @@ class Refresh:
 
 @dataclass(frozen=True)
 class Observe:
-    """Safety-net tick: what the runtime lists for this deployment right now."""
+    """Safety-net tick: what the runtime listed for this deployment at `taken_at`.
+
+    The snapshot may be older than instances started since: only instances live
+    before `taken_at` can be judged missing from it.
+    """
 
     instances: tuple[ObservedInstance, ...]
+    taken_at: float = float("inf")
 
 
 @dataclass(frozen=True)

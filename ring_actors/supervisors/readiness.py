@@ -72,7 +72,8 @@ class ReadinessSettings:
         start period = max `start_period` (unset or malformed: 0)."""
         indices = tuple(i for i, check in enumerate(checks) if check.readiness)
         windows = [
-            w if (w := _optional_duration(checks[i].min_healthy_time, "min_healthy_time")) is not None
+            w
+            if (w := _optional_duration(checks[i].min_healthy_time, "min_healthy_time")) is not None
             else DEFAULT_HEALTHY_WINDOW
             for i in indices
         ]

@@ -137,6 +137,14 @@ class RootSupervisor:
                 sender.inbox.send_nowait(reply)
 
     def _spawn(self, row: Deployment, instances: list[ObservedInstance], *, in_rollout: bool = False) -> None:
+        """Start the one actor of this deployment; a no-op when it already has one.
+
+        Callers await the store or the runtime before spawning, so another task
+        (the ticker, a notify) may have spawned it meanwhile: two actors for one
+        deployment would double its instances.
+        """
+        if row.id in self.actors:
+            return
         actor = DeploymentActor(row, self.ctx, instances, supervisor=self.inbox, in_rollout=in_rollout)
         self.actors[row.id] = actor
         assert self._nursery is not None
@@ -234,6 +242,7 @@ class RootSupervisor:
                 log.exception("reconcile tick failed")
 
     async def tick_once(self) -> None:
+        taken_at = trio.current_time()
         observed = await self._observe_all()
         rows = await self.ctx.deployments.list()
         known = {row.id for row in rows}
@@ -247,7 +256,7 @@ class RootSupervisor:
         if observed is None:
             return
         for deployment_id, actor in self.actors.items():
-            actor.inbox.send_nowait(dm.Observe(tuple(observed.get(deployment_id, ()))))
+            actor.inbox.send_nowait(dm.Observe(tuple(observed.get(deployment_id, ())), taken_at))
         for deployment_id, instances in observed.items():
             if deployment_id not in known:
                 await self._reap(instances)

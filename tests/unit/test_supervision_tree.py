@@ -217,3 +217,17 @@ async def test_instances_of_another_server_are_never_reaped(tmp_path) -> None:
             await settle()
             assert len(runtime.running_for(deployment.id)) == 2
             assert second.root.actors == {}
+
+
+async def test_notify_and_tick_racing_never_start_two_actors() -> None:
+    """The ticker and a notify may both find a row without an actor; only one may spawn."""
+    async with running_tree(tick=3600) as tree:
+        deployment = await tree.apply(replicas=1)
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(tree.root.tick_once)
+                tree.root.notify(deployment.id)
+        async with tree.watch(deployment.id) as until:
+            await until("running")
+        await settle()
+        assert tree.runtime.created == 1

@@ -1,0 +1,187 @@
+"""Background jobs the server runs next to the API (server.py starts `jobs(services)`).
+
+- stats cache: every scheduler interval, one runtime stats sample per instance of
+  every `running` deployment, summed per deployment; `/metrics` reads it so a
+  scrape never calls a runtime (api.md §15).
+- health-check history sweep: every 300 s, retention of `store.health`.
+
+Both loops survive their own failures (logged) and stop only when cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from ring_actors.runtimes.base import InstanceHandle, InstanceStats, Runtime
+from ring_actors.services import Services
+from ring_actors.status import Status
+from ring_actors.store.deployments import DeploymentFilter
+from ring_actors.store.health import HealthCheckRepo
+
+__all__ = [
+    "DeploymentUsage",
+    "HISTORY_SWEEP_INTERVAL",
+    "STATS_CALL_TIMEOUT",
+    "StatsCache",
+    "collect_stats",
+    "jobs",
+    "stats_cache",
+]
+
+log = logging.getLogger(__name__)
+
+HISTORY_SWEEP_INTERVAL = 300.0
+STATS_CALL_TIMEOUT = 5.0
+"""Bound on one runtime stats call; a slow instance is left out of that sample."""
+
+
+@dataclass(frozen=True)
+class DeploymentUsage:
+    deployment_id: str
+    name: str
+    namespace: str
+    runtime: str
+    instances: int
+    cpu_usage_percent: float
+    memory_usage_bytes: int
+    memory_limit_bytes: int
+    network_rx_bytes: int
+    network_tx_bytes: int
+    disk_read_bytes: int
+    disk_write_bytes: int
+    pids: int
+    restarts: int
+
+
+@dataclass
+class StatsCache:
+    """The latest per-deployment usage; replaced whole at each refresh."""
+
+    deployments: list[DeploymentUsage] = field(default_factory=list)
+    last_refresh_unix: int = 0
+    _limiter: trio.CapacityLimiter | None = None
+
+    async def refresh(self, services: Services) -> None:
+        rows = await services.deployments.list(DeploymentFilter(statuses=[Status.RUNNING]))
+        found: list[DeploymentUsage] = []
+
+        async def one(row) -> None:  # noqa: ANN001 - a Deployment
+            runtime = services.runtimes.get(row.runtime)
+            handles = services.supervisor.handles(row.id)
+            if runtime is None or not handles:
+                return
+            samples, _ = await collect_stats(runtime, handles)
+            if not samples:
+                return
+            found.append(
+                DeploymentUsage(
+                    deployment_id=row.id,
+                    name=row.name,
+                    namespace=row.namespace,
+                    runtime=row.runtime,
+                    instances=len(samples),
+                    cpu_usage_percent=round(sum(s.cpu_percent for s in samples), 2),
+                    memory_usage_bytes=sum(s.memory_usage for s in samples),
+                    memory_limit_bytes=sum(s.memory_limit for s in samples),
+                    network_rx_bytes=sum(s.rx_bytes for s in samples),
+                    network_tx_bytes=sum(s.tx_bytes for s in samples),
+                    disk_read_bytes=sum(s.read_bytes for s in samples),
+                    disk_write_bytes=sum(s.write_bytes for s in samples),
+                    pids=sum(s.pids for s in samples),
+                    # Ring exports engine restart counters (always 0 on Docker); the
+                    # deployment's own restart_count is what people mean (api.md §16).
+                    restarts=row.restart_count,
+                )
+            )
+
+        if self._limiter is None:
+            self._limiter = trio.CapacityLimiter(16)
+        limiter = self._limiter
+
+        async def bounded(row) -> None:  # noqa: ANN001
+            async with limiter:
+                await one(row)
+
+        async with trio.open_nursery() as nursery:
+            for row in rows:
+                nursery.start_soon(bounded, row)
+        self.deployments = sorted(found, key=lambda u: (u.namespace, u.name, u.deployment_id))
+        self.last_refresh_unix = int(time.time())
+
+
+async def collect_stats(
+    runtime: Runtime, handles: list[InstanceHandle], *, call_timeout: float = STATS_CALL_TIMEOUT
+) -> tuple[list[InstanceStats], list[str]]:
+    """One stats sample per handle, concurrently, each bounded by `timeout`.
+
+    Returns the samples that arrived (in handle order) and one message per instance
+    that failed or was too slow: partial results rather than a failed request.
+    """
+    results: list[InstanceStats | None] = [None] * len(handles)
+    errors: list[str] = []
+
+    async def sample(index: int, handle: InstanceHandle) -> None:
+        with trio.move_on_after(call_timeout) as scope:
+            try:
+                results[index] = await runtime.stats(handle)
+            except Exception as exc:  # noqa: BLE001 - reported per instance, never fatal
+                errors.append(f"{handle.name}: {exc}")
+        if scope.cancelled_caught:
+            errors.append(f"{handle.name}: stats timed out after {call_timeout:g}s")
+
+    async with trio.open_nursery() as nursery:
+        for index, handle in enumerate(handles):
+            nursery.start_soon(sample, index, handle)
+    return [r for r in results if r is not None], errors
+
+
+def stats_cache(services: Services) -> StatsCache:
+    """The server's stats cache, shared by the refresher and `/metrics`.
+
+    Kept as an attribute of `Services` (created on first use) until Services grows a
+    field for it.
+    """
+    cache = getattr(services, "stats_cache", None)
+    if cache is None:
+        cache = StatsCache()
+        services.stats_cache = cache
+    return cache
+
+
+async def _every(interval: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("background job %s failed; retrying in %gs", what, interval)
+        await trio.sleep(interval)
+
+
+async def refresh_stats_forever(services: Services) -> None:
+    cache = stats_cache(services)
+    await _every(services.settings.scheduler_interval, "stats cache", lambda: cache.refresh(services))
+
+
+async def sweep_history_forever(services: Services) -> None:
+    repo = HealthCheckRepo(services.db)
+
+    async def sweep() -> None:
+        removed = await repo.sweep()
+        if removed:
+            log.info("health-check history: removed %d old rows", removed)
+
+    await _every(HISTORY_SWEEP_INTERVAL, "health-check sweep", sweep)
+
+
+def jobs(services: Services) -> list[Callable[[], Awaitable[None]]]:
+    """The long-running tasks for the server's root nursery."""
+    return [
+        functools.partial(refresh_stats_forever, services),
+        functools.partial(sweep_history_forever, services),
+    ]
