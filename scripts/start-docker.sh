@@ -55,11 +55,17 @@ else
     # through FORWARD). Turning forwarding on first keeps the policy ACCEPT for every engine on this test host.
     sysctl -qw net.ipv4.ip_forward=1 || log "warning: could not set net.ipv4.ip_forward=1"
     args=(--registry-mirror "$MIRROR")
+    # Every namespace gets its own ring_<ns> bridge and Docker never frees them by itself; the default pools
+    # hold about 30 networks, far fewer than a test run creates. /24s out of 10.128.0.0/9 give 32768 local
+    # bridges (disjoint from containerd's 10.43/16 and the VMs' 10.42/16).
+    if ! { [[ -f /etc/docker/daemon.json ]] && jq -e 'has("default-address-pools")' /etc/docker/daemon.json >/dev/null 2>&1; }; then
+        args+=(--default-address-pool "base=10.128.0.0/9,size=24")
+    fi
     if [[ -f /etc/docker/daemon.json ]] && jq -e 'has("registry-mirrors")' /etc/docker/daemon.json >/dev/null 2>&1; then
         # dockerd refuses to start when a directive is both a flag and in daemon.json.
         jq -e --arg m "$MIRROR" '."registry-mirrors" | map(rtrimstr("/")) | index($m)' /etc/docker/daemon.json \
             >/dev/null || die "/etc/docker/daemon.json sets registry-mirrors without $MIRROR"
-        args=()
+        args=("${args[@]:2}")
     fi
     log "starting dockerd ${args[*]} (log: $LOG)"
     start_detached "$LOG" "$RING_RUN/dockerd.launcher.pid" dockerd "${args[@]}"

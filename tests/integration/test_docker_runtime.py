@@ -195,7 +195,15 @@ class Scope:
             for volume in self.volumes:
                 await client.delete(f"/volumes/{volume}", params={"force": "true"})
             for tag in self.image_tags:
-                await client.delete(f"/images/{tag}", params={"noprune": "false"})
+                # Untag only (tags and digest references of the test repository); the content is shared.
+                repository = tag.rsplit(":", 1)[0]
+                images = await engine_get("/images/json", filters=json.dumps({"reference": [repository]}))
+                refs = {
+                    ref for image in images for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or [])
+                }
+                for ref in sorted(refs):
+                    if ref.startswith((f"{repository}:", f"{repository}@")):
+                        await client.delete(f"/images/{ref}")
         return leftovers
 
 
