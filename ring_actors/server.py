@@ -57,6 +57,7 @@ async def build_services(settings: Settings, *, allow_degraded: bool = False) ->
         recorder=recorder,
         backoff=settings.backoff,
         stop_timeout=settings.stop_timeout,
+        apply_timeout=settings.apply_timeout,
         rollout_deadline=settings.rollout_deadline,
         secrets=_secret_source(db, secret_key),
     )

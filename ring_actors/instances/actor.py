@@ -49,7 +49,9 @@ class InstanceActor:
         initial_delay: float = 0.0,
         stop_timeout: float = 10.0,
         replaced: bool = False,
+        apply_timeout: float = 300.0,
     ) -> None:
+        self.apply_timeout = apply_timeout
         self.slot = slot
         self.runtime = runtime
         self.build_spec = build_spec
@@ -84,7 +86,15 @@ class InstanceActor:
             if self.handle is None:
                 try:
                     spec = await self.build_spec()
-                    self.handle = await self.runtime.create(spec)
+                    with trio.move_on_after(self.apply_timeout):
+                        self.handle = await self.runtime.create(spec)
+                    if self.handle is None:
+                        # RING_APPLY_TIMEOUT: a half-made instance is found and removed by the
+                        # safety net (a stray of this deployment that no slot owns).
+                        raise RuntimeFailure(
+                            FailureKind.APPLY_TIMEOUT,
+                            f"Scheduler apply timed out after {self.apply_timeout:g} seconds",
+                        )
                 except RuntimeFailure as failure:
                     self.parent.send_nowait(msg.CreateFailed(self.slot, failure))
                     if await self._obey(await self._decision(), cleanup, None):

@@ -25,6 +25,7 @@ class FailureKind(enum.Enum):
     STATS_FETCH_FAILED = "stats_fetch_failed"
     FILE_SYSTEM_ERROR = "file_system_error"
     RUNTIME_ERROR = "runtime_error"
+    APPLY_TIMEOUT = "apply_timeout"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ _TABLE: dict[FailureKind, Disposition] = {
     FailureKind.STATS_FETCH_FAILED: Disposition(Status.ERROR, "stats_fetch_failed", False),
     FailureKind.FILE_SYSTEM_ERROR: Disposition(Status.FILE_SYSTEM_ERROR, "file_system_error", False),
     FailureKind.RUNTIME_ERROR: Disposition(Status.ERROR, "runtime_error", False),
+    FailureKind.APPLY_TIMEOUT: Disposition(Status.ERROR, "apply_timeout", False),
 }
 
 

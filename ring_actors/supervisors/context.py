@@ -22,6 +22,8 @@ class ActorContext:
     rollout_deadline: float = 600.0
     secrets: SecretSource = field(default_factory=NoSecrets)
     server_id: str = ""
+    apply_timeout: float = 300.0
+    """RING_APPLY_TIMEOUT: bound on one instance's create (pull, network, create, start)."""
     """This server's identity label; only instances carrying it are ever reaped as orphans."""
     drain_grace: float = 2.0
     """Seconds a drained rollout-parent instance stays up after leaving the served list."""

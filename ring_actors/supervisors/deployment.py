@@ -312,7 +312,8 @@ class DeploymentActor:
         if creating:
             return
         for observed in message.instances:
-            if observed.id not in known and observed.running:
+            # Running or not: a half-made instance (create interrupted, apply timeout) is a stray too.
+            if observed.id not in known:
                 log.warning("deployment %s: removing stray instance %s", self.id[:8], observed.name)
                 self._spawn_stopper(await self.runtime.adopt(observed))
 
@@ -556,6 +557,7 @@ class DeploymentActor:
             handle=handle,
             initial_delay=initial_delay,
             stop_timeout=self.ctx.stop_timeout,
+            apply_timeout=self.ctx.apply_timeout,
         )
 
     def _spawn_slot(self, *, handle: InstanceHandle | None = None, initial_delay: float = 0.0) -> Slot:

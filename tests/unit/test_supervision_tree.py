@@ -231,3 +231,27 @@ async def test_notify_and_tick_racing_never_start_two_actors() -> None:
             await until("running")
         await settle()
         assert tree.runtime.created == 1
+
+
+async def test_apply_timeout_fails_the_attempt_and_the_stray_is_removed() -> None:
+    """RING_APPLY_TIMEOUT bounds a create; what it half-made is cleaned by the safety net."""
+    runtime = SimulatedRuntime(create_latency=0.5)
+    async with running_tree(runtime, tick=0.1) as tree:
+        tree.ctx.apply_timeout = 0.05
+        deployment = await tree.apply()
+        with trio.fail_after(5):
+            while "apply_timeout" not in await tree.reasons(deployment.id):
+                await trio.sleep(0.02)
+        row = await tree.repo.get(deployment.id)
+        assert row.restart_count >= 1
+        runtime.create_latency = 0  # the engine recovers: the next attempt succeeds
+        # A stray the engine made although the create was abandoned: no slot owns it.
+        from ring_actors.runtimes.base import InstanceSpec
+
+        stray = await runtime.create(InstanceSpec(deployment.id, "web", "default", "busybox"))
+        runtime.crash(stray.id, 0)  # never started properly: not running
+        async with tree.watch(deployment.id) as until:
+            await until("running")
+        with trio.fail_after(5):
+            while stray.id in runtime.instances:
+                await trio.sleep(0.05)
