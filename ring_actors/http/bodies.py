@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ring_actors.background import DeploymentUsage as RuntimeSeries
 from ring_actors.store.audit import AuditEntry
 from ring_actors.store.events import Event
 from ring_actors.store.health import HealthCheckResult
@@ -186,23 +187,6 @@ class NamespaceStatusCount(_Body):
     namespace: str
     status: str
     count: int
-
-
-class RuntimeSeries(_Body):
-    deployment_id: str
-    name: str
-    namespace: str
-    runtime: str
-    instances: int
-    cpu_usage_percent: float
-    memory_usage_bytes: int
-    memory_limit_bytes: int
-    network_rx_bytes: int
-    network_tx_bytes: int
-    disk_read_bytes: int
-    disk_write_bytes: int
-    pids: int
-    restarts: int
 
 
 class MetricsSnapshot(_Body):

@@ -154,32 +154,13 @@ def _inventory(conn: sqlite3.Connection) -> dict:
     }
 
 
-def _series(usage: DeploymentUsage) -> RuntimeSeries:
-    return RuntimeSeries(
-        deployment_id=usage.deployment_id,
-        name=usage.name,
-        namespace=usage.namespace,
-        runtime=usage.runtime,
-        instances=usage.instances,
-        cpu_usage_percent=usage.cpu_usage_percent,
-        memory_usage_bytes=usage.memory_usage_bytes,
-        memory_limit_bytes=usage.memory_limit_bytes,
-        network_rx_bytes=usage.network_rx_bytes,
-        network_tx_bytes=usage.network_tx_bytes,
-        disk_read_bytes=usage.disk_read_bytes,
-        disk_write_bytes=usage.disk_write_bytes,
-        pids=usage.pids,
-        restarts=usage.restarts,
-    )
-
-
 async def snapshot() -> MetricsSnapshot:
     st = state()
     inventory = await st.services.db.call(_inventory)
     return MetricsSnapshot(
         **inventory,
         runtime_last_refresh_seconds=st.stats.last_refresh_unix,
-        deployment_runtime=[_series(u) for u in st.stats.deployments],
+        deployment_runtime=list(st.stats.deployments),
     )
 
 
