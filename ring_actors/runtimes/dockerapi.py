@@ -365,6 +365,18 @@ class CreateHostConfig(_Body):
     memory_reservation: int | None = None
 
 
+class EndpointConfig(_Body):
+    """One network joined at create time."""
+
+    aliases: list[str] | None = None
+
+
+class NetworkingConfig(_Body):
+    """Networks joined at create time (one, with its DNS aliases, is all the API accepts)."""
+
+    endpoints_config: dict[str, EndpointConfig] | None = None
+
+
 class ContainerCreate(_Body):
     """The body of `POST /containers/create` (the fields ring-actors sets)."""
 
@@ -377,6 +389,7 @@ class ContainerCreate(_Body):
     exposed_ports: dict[str, dict[str, Any]] | None = None
     healthcheck: Healthcheck | None = None
     host_config: CreateHostConfig | None = None
+    networking_config: NetworkingConfig | None = None
 
 
 class _CreatedReply(_Reply):

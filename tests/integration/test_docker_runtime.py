@@ -259,9 +259,10 @@ async def test_create_names_labels_env_command_network_aliases(runtime: DockerRu
     assert info["HostConfig"]["RestartPolicy"]["Name"] in ("", "no")
     networks = info["NetworkSettings"]["Networks"]
     ring_net = DockerRuntime.network_name(scope.namespace)
-    assert set(networks) == {"bridge", ring_net}
+    # Only the namespace network: never the default bridge shared by every namespace (Ring joins both).
+    assert set(networks) == {ring_net}
     assert {"web", handle.name} <= set(networks[ring_net]["Aliases"])
-    assert handle.address == networks["bridge"]["IPAddress"] == await runtime.address(handle)
+    assert handle.address == networks[ring_net]["IPAddress"] == await runtime.address(handle)
     assert len(await networks_named(ring_net)) == 1
     assert handle.image_digest and handle.image_digest.startswith("sha256:")
 
