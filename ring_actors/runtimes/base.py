@@ -157,8 +157,14 @@ class Runtime(Protocol):
     async def remove(self, handle: InstanceHandle, *, timeout: float = 10.0) -> None:
         """Stop (grace `timeout`) and delete the instance. Idempotent."""
 
-    async def list_instances(self) -> list[ObservedInstance]:
-        """Every instance this server owns (label `ring_deployment`), running or not."""
+    async def list_instances(
+        self, *, deployment_id: str | None = None, details: bool = True
+    ) -> list[ObservedInstance]:
+        """Every owned instance (label `ring_deployment`), running or not; or one deployment's.
+
+        `details=False` may leave `pid` unknown in exchange for one cheap listing
+        (the safety-net tick and adoption do not need it: `adopt` inspects).
+        """
 
     async def adopt(self, observed: ObservedInstance) -> InstanceHandle:
         """Rebuild a handle for an instance found by `list_instances` after a restart."""

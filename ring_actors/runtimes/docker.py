@@ -975,14 +975,17 @@ class DockerRuntime:
             raise RuntimeFailure(FailureKind.RUNTIME_ERROR, f"cannot remove {handle.name}: {exc.message}") from exc
         await self._cleanup_files(handle.deployment_id)
 
-    async def list_instances(self, *, details: bool = True) -> list[ObservedInstance]:
-        """Every container labelled `ring_deployment`, running or not.
+    async def list_instances(
+        self, *, deployment_id: str | None = None, details: bool = True
+    ) -> list[ObservedInstance]:
+        """Every container labelled `ring_deployment` (or `=deployment_id`), running or not.
 
         With `details` (default) each running container is inspected for its PID;
         `details=False` answers from one list call (pid None).
         """
+        label = f"{OWNER_LABEL}={deployment_id}" if deployment_id else OWNER_LABEL
         try:
-            summaries = await self.api.containers_list(all=True, filters={"label": [OWNER_LABEL]})
+            summaries = await self.api.containers_list(all=True, filters={"label": [label]})
         except EngineAPIError as exc:
             raise RuntimeFailure(FailureKind.RUNTIME_ERROR, f"cannot list containers: {exc.message}") from exc
         pids: dict[str, int] = {}

@@ -168,7 +168,9 @@ class SimulatedRuntime:
             instance.exit_code = 137 if instance.exit_code is None else instance.exit_code
             instance.exited.set()
 
-    async def list_instances(self) -> list[ObservedInstance]:
+    async def list_instances(
+        self, *, deployment_id: str | None = None, details: bool = True
+    ) -> list[ObservedInstance]:
         await self.ping()
         return [
             ObservedInstance(
@@ -181,6 +183,7 @@ class SimulatedRuntime:
                 server_id=i.spec.server_id or None,
             )
             for i in self.instances.values()
+            if deployment_id is None or i.spec.deployment_id == deployment_id
         ]
 
     async def adopt(self, observed: ObservedInstance) -> InstanceHandle:

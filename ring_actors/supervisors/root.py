@@ -192,7 +192,7 @@ class RootSupervisor:
         complete = True
         for name, runtime in self.ctx.runtimes.items():
             try:
-                for instance in await runtime.list_instances():
+                for instance in await runtime.list_instances(details=False):
                     found[instance.deployment_id].append(instance)
                     self._runtime_of[instance.id] = name
             except EngineUnavailable as exc:
@@ -205,7 +205,7 @@ class RootSupervisor:
         if runtime is None:
             return []
         try:
-            found = [o for o in await runtime.list_instances() if o.deployment_id == row.id]
+            found = await runtime.list_instances(deployment_id=row.id, details=False)
         except EngineUnavailable:
             return []
         for instance in found:
