@@ -12,13 +12,14 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.engines import IMAGE_V1, PODMAN_SOCK, require_engine, unix_request
-from tests.support.server import IDLE_COMMAND, RingServer
+from tests.support.server import IDLE_COMMAND, RingServer, ServerError
 
 pytestmark = [pytest.mark.podman, pytest.mark.xdist_group("e2e-podman-server")]
 
@@ -59,6 +60,19 @@ def server() -> Iterator[RingServer]:
                 for container in podman_containers(deployment_id):
                     unix_request(PODMAN_SOCK, "DELETE", f"/v1.41/containers/{container['Id']}?force=1&v=1&t=0")
             assert leftovers == [], f"containers outlived the deployments: {leftovers}"
+
+
+def test_server_refuses_to_start_when_podman_is_unreachable(tmp_path: Path) -> None:
+    """Verify an enabled but unreachable podman runtime stops the server at start-up, naming the socket."""
+    missing = tmp_path / "podman.sock"
+    ring = RingServer(runtimes=("podman",), env={"RING_PODMAN_HOST": f"unix://{missing}"}, startup_timeout=30)
+    try:
+        with pytest.raises(ServerError) as failure:
+            ring.start()
+        assert ring.process is not None and ring.process.returncode not in (None, 0)
+    finally:
+        ring.close()
+    assert f"cannot reach the Podman API socket unix://{missing}" in str(failure.value), str(failure.value)
 
 
 def test_podman_server_applies_and_readopts_after_sigkill(server: RingServer) -> None:
