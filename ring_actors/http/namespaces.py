@@ -77,6 +77,7 @@ async def delete_namespace(id: str) -> Response:
         ) from None
     if not deleted:
         raise ApiError(404, f"namespace '{id}' does not exist")
+    st.services.supervisor.namespace_deleted(namespace.name)
     return empty(204)
 
 

@@ -182,3 +182,6 @@ class Runtime(Protocol):
 
     async def address(self, handle: InstanceHandle) -> str | None:
         """IP used by tcp/http probes and shown in `instances[].address`."""
+
+    async def release_namespace(self, namespace: str) -> bool:
+        """Free per-namespace resources (networks) of a deleted namespace; False = busy, retry."""

@@ -581,6 +581,24 @@ class DockerRuntime:
                 FailureKind.NETWORK_CREATION_FAILED, f"failed to create network '{name}': {exc.message}"
             ) from exc
 
+    async def release_namespace(self, namespace: str) -> bool:
+        """Remove `ring_<namespace>` after the namespace is deleted (Ring never frees it).
+
+        Returns False while containers still use it (a deletion still tearing down):
+        the caller retries. A network that is already gone counts as released.
+        """
+        network = await self.api.find_network(self.network_name(namespace))
+        if network is None:
+            return True
+        try:
+            await self.api.network_remove(network.id or network.name)
+        except EngineNotFound:
+            return True
+        except EngineAPIError as exc:
+            log.info("%s: network %s still in use: %s", self.name, network.name, exc.message)
+            return False
+        return True
+
     # ----------------------------------------------------------------- mounts
 
     async def _mounts(self, spec: InstanceSpec, image: ImageInfo) -> list[MountSpec]:

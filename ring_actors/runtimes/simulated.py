@@ -87,6 +87,7 @@ class SimulatedRuntime:
         self.fail_next: list[RuntimeFailure] = []
         self.fail_images: dict[str, RuntimeFailure] = {}
         self.available = True
+        self.released_namespaces: list[str] = []
         self.created = 0
         self.removed = 0
         self._counter = itertools.count()
@@ -220,3 +221,7 @@ class SimulatedRuntime:
 
     async def address(self, handle: InstanceHandle) -> str | None:
         return handle.address
+
+    async def release_namespace(self, namespace: str) -> bool:
+        self.released_namespaces.append(namespace)
+        return True

@@ -36,6 +36,11 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class NamespaceDeleted:
+    name: str
+
+
+@dataclass(frozen=True)
 class ActorFinished:
     deployment_id: str
     actor: DeploymentActor
@@ -56,6 +61,10 @@ class RootSupervisor:
     def notify(self, deployment_id: str) -> None:
         """The stored row changed (created, deleted, re-scaled): converge it."""
         self.inbox.send_nowait(Notify(deployment_id))
+
+    def namespace_deleted(self, name: str) -> None:
+        """The namespace row is gone: free what the runtimes hold for it (its network)."""
+        self.inbox.send_nowait(NamespaceDeleted(name))
 
     def live_instances(self, deployment_id: str) -> list[Instance]:
         actor = self.actors.get(deployment_id)
@@ -79,6 +88,8 @@ class RootSupervisor:
                 message = await self.inbox.receive()
                 if isinstance(message, Notify):
                     await self._on_notify(message.deployment_id)
+                elif isinstance(message, NamespaceDeleted):
+                    nursery.start_soon(self._release_namespace, message.name)
                 elif isinstance(message, dm.Route):
                     await self._route(message)
                 elif isinstance(message, ActorFinished):
@@ -230,6 +241,24 @@ class RootSupervisor:
                 log.info("reaped orphan instance %s", observed.name)
             except Exception:
                 log.exception("reaping orphan instance %s failed", observed.name)
+
+    async def _release_namespace(self, name: str, attempts: int = 30, delay: float = 2.0) -> None:
+        """Retry while a deletion in that namespace is still tearing its containers down."""
+        pending = dict(self.ctx.runtimes)
+        for _ in range(attempts):
+            for runtime_name, runtime in list(pending.items()):
+                try:
+                    if await runtime.release_namespace(name):
+                        del pending[runtime_name]
+                except EngineUnavailable:
+                    continue
+                except Exception:
+                    log.exception("releasing namespace %s on %s failed", name, runtime_name)
+                    del pending[runtime_name]
+            if not pending:
+                return
+            await trio.sleep(delay)
+        log.warning("namespace %s: resources still in use on %s; left in place", name, sorted(pending))
 
     async def _ticker(self) -> None:
         """Safety net only: events and pidfds do the real work."""

@@ -255,3 +255,11 @@ async def test_apply_timeout_fails_the_attempt_and_the_stray_is_removed() -> Non
         with trio.fail_after(5):
             while stray.id in runtime.instances:
                 await trio.sleep(0.05)
+
+
+async def test_a_deleted_namespace_is_released_in_every_runtime() -> None:
+    async with running_tree() as tree:
+        tree.root.namespace_deleted("gone")
+        with trio.fail_after(2):
+            while tree.runtime.released_namespaces != ["gone"]:
+                await trio.sleep(0.01)
