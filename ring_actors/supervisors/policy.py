@@ -2,7 +2,7 @@
 
 Ring's budget: an unexpected exit or a transient create failure adds one to
 `restart_count`; at MAX_RESTART_COUNT a worker is `crash_loop_back_off` and a job
-`failed`. Between attempts the deployment waits min(base * 2^(n-1), max) seconds.
+`failed`. The first retry is immediate; later ones wait min(base * 2^(n-2), max) s.
 A worker that stays live for the healthy window gets its count reset to 0.
 
 Unlike Ring, a permanent failure does not fake `restart_count = 5`: the count stays
@@ -28,10 +28,16 @@ class BackoffSettings:
 
 
 def backoff_delay(restart_count: int, settings: BackoffSettings) -> float:
-    """Delay before the next attempt after `restart_count` failures (0 -> no delay)."""
-    if restart_count <= 0:
+    """Delay before the next attempt after `restart_count` failures.
+
+    The first retry is immediate: a single crash is most often transient, and the
+    engines' own restart policies retry within ~100 ms (Ring waits for its next
+    tick, 10 s). From the second failure on it is Ring's min(base * 2^(n-2), max):
+    1, 2, 4 ... 60 s with the defaults. The budget (5) still ends a crash loop.
+    """
+    if restart_count <= 1:
         return 0.0
-    return min(settings.base * 2 ** (restart_count - 1), settings.maximum)
+    return min(settings.base * 2 ** (restart_count - 2), settings.maximum)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from ring_actors.supervisors import policy
 from ring_actors.supervisors.policy import BackoffSettings
 
 
-def test_backoff_doubles_from_base_up_to_the_maximum() -> None:
+def test_first_retry_is_immediate_then_backoff_doubles_up_to_the_maximum() -> None:
     settings = BackoffSettings(base=1, maximum=60)
-    assert [policy.backoff_delay(n, settings) for n in range(0, 9)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert [policy.backoff_delay(n, settings) for n in range(0, 10)] == [0, 0, 1, 2, 4, 8, 16, 32, 60, 60]
 
 
 def test_worker_crash_counts_and_restarts() -> None:
