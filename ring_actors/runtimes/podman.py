@@ -33,6 +33,8 @@ here, as overrides of `DockerRuntime`'s hooks:
 - **Native HEALTHCHECK**: Podman schedules health checks with systemd timers;
   without systemd it logs errors and the check never runs, so it is only set
   where systemd is running (the instance actor's own probes work everywhere).
+- **Removal** is checked: Podman 4.3 can report a container removed that it
+  still has (under load, racing conmon's own clean-up); it is removed again.
 - **Address**: Podman's default network is `podman`, not `bridge` (when the
   container is on it at all: see `DockerRuntime.attach_network_at_create`).
 
@@ -94,6 +96,7 @@ __all__ = [
     "LIBPOD_API_VERSION",
     "NETWORK_CREATE_ATTEMPTS",
     "PING_TIMEOUT",
+    "REMOVE_ATTEMPTS",
     "STATS_CPU_WINDOW",
     "PodmanRuntime",
     "podman_auth_files",
@@ -114,6 +117,8 @@ STATS_CPU_WINDOW = 1.0
 """Seconds between the two CPU samples of `stats()` (as `docker stats --no-stream`)."""
 NETWORK_CREATE_ATTEMPTS = 5
 """Attempts at creating `ring_<namespace>` when Podman's subnet scan races an interface removal."""
+REMOVE_ATTEMPTS = 4
+"""Extra removals of a container that Podman reported removed but still has."""
 _INTERFACE_RACE = "no such network interface"
 
 _IN_CLOSE_WRITE = 0x8
@@ -557,6 +562,37 @@ class PodmanRuntime(DockerRuntime):
         if default is not None and default.ip_address:
             return default.ip_address
         return super()._address_of(info)
+
+    # ----------------------------------------------------------------- remove
+
+    async def remove(self, handle: InstanceHandle, *, timeout: float = 10.0) -> None:
+        """As Docker, then make sure the container is really gone.
+
+        Podman 4.3 can answer a removal as done while the container survives it
+        (seen under load, the removal racing conmon's `podman container cleanup`
+        of a container that had just exited): it drops out of listings but still
+        inspects, and would never be removed again. Check, and remove again.
+
+        Raises:
+            RuntimeFailure: the container survives REMOVE_ATTEMPTS removals.
+        """
+        await super().remove(handle, timeout=timeout)
+        for attempt in range(1, REMOVE_ATTEMPTS + 1):
+            try:
+                await self.api.container_inspect(handle.id)
+            except EngineNotFound:
+                return
+            log.warning("podman: %s survived its removal; removing it again (attempt %d)", handle.name, attempt)
+            await trio.sleep(0.2 * attempt)
+            try:
+                await self.api.container_remove(handle.id, force=True, volumes=True)
+            except EngineNotFound:
+                return
+            except EngineAPIError as exc:
+                log.warning("podman: removing %s again failed: %s", handle.name, exc.message)
+        raise RuntimeFailure(
+            FailureKind.RUNTIME_ERROR, f"cannot remove {handle.name}: it survived {REMOVE_ATTEMPTS + 1} removals"
+        )
 
     # ----------------------------------------------------------------- stats
 

@@ -123,6 +123,8 @@ def cleanup():
     yield ids
     for deployment_id in ids:
         force_remove_all(deployment_id)
+    leftovers = [c["Names"] for deployment_id in ids for c in containers_of(deployment_id)]
+    assert leftovers == [], f"forced removal left containers behind: {leftovers}"
 
 
 class TimedPodmanRuntime(PodmanRuntime):
@@ -237,7 +239,9 @@ async def test_apply_runs_a_container_with_everything_declared(cleanup, tmp_path
         assert containers_of(deployment.id) == []
     with _podman() as client:
         client.delete(f"/volumes/{volume_name}", params={"force": "true"})
-        client.delete(f"/networks/ring_{namespace}")
+        with trio.fail_after(15):  # a just-removed container may still hold the network for a moment
+            while client.delete(f"/networks/ring_{namespace}").status_code not in (200, 204, 404):
+                await trio.sleep(0.2)
 
 
 async def test_replicas_run_and_share_one_dns_name(cleanup) -> None:
