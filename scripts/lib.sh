@@ -82,6 +82,9 @@ start_detached() {
         for fd in $(ls /proc/$BASHPID/fd); do
             if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
         done
+        # Daemons never run from the caller's directory: conmon (Podman) writes files into its
+        # working directory, and nothing should pin a checkout.
+        cd /
         exec setsid "$@" </dev/null >>"$logfile" 2>&1
     ) &
     echo $! >"$pidfile"

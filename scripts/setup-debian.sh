@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PACKAGES=(
     docker.io containerd runc podman containernetworking-plugins docker-registry busybox-static
+    netavark aardvark-dns
     socat iptables jq apache2-utils iproute2
     curl ca-certificates make
 )

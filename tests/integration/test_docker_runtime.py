@@ -858,7 +858,14 @@ async def test_list_adopt_and_idempotent_remove(runtime: DockerRuntime, scope: S
     )
     assert (await runtime.wait_exit(exited)).exit_code == 4
 
-    observed = {o.id: o for o in await runtime.list_instances() if o.deployment_id == deployment_id}
+    # wait_exit answers from the `die` event, before the engine has finished its own post-exit
+    # bookkeeping (~100 ms): its listing may still say "running" for a moment.
+    with trio.fail_after(10):
+        while True:
+            observed = {o.id: o for o in await runtime.list_instances() if o.deployment_id == deployment_id}
+            if exited.id in observed and not observed[exited.id].running:
+                break
+            await trio.sleep(0.02)
     assert set(observed) == {running.id, exited.id}
     assert observed[running.id].running and observed[running.id].pid == running.pid
     assert observed[running.id].name == running.name
