@@ -50,6 +50,10 @@ def _configure_logging() -> None:
     else:
         fmt = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt)
+    # One line per engine request (pings, listings, event streams) would drown the server's own
+    # log at the default level; they stay visible with RUST_LOG=debug.
+    if level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def run_serve(args: argparse.Namespace, session: Session) -> int:
