@@ -55,6 +55,21 @@ unix_ping() {
     [[ $(curl -sS --max-time 3 --unix-socket "$1" http://localhost/_ping 2>/dev/null) == OK ]]
 }
 
+# unix_listening SOCKET: true when something accepts connections on the Unix socket SOCKET. A daemon killed
+# with SIGKILL (or a machine restored from a snapshot) leaves its socket file behind with nobody listening.
+unix_listening() {
+    [[ -S $1 ]] || return 1
+    timeout 3 socat -u OPEN:/dev/null "UNIX-CONNECT:$1" 2>/dev/null
+}
+
+# remove_stale_socket SOCKET: delete SOCKET (and its .ttrpc sibling) when nobody listens on it; say so.
+remove_stale_socket() {
+    [[ -S $1 ]] || return 0
+    unix_listening "$1" && return 0
+    log "removing stale socket $1 (nothing listens on it)"
+    rm -f "$1" "$1.ttrpc"
+}
+
 # http_code URL [CURL_ARGS...]: the HTTP status of GET URL, 000 when nothing answers.
 http_code() {
     local url=$1; shift

@@ -50,6 +50,10 @@ if pid_alive "$PIDFILE" dockerd; then
 else
     # A pid file left by a dead dockerd makes the next one refuse to start.
     rm -f "$PIDFILE"
+    # dockerd uses the system containerd whenever its socket file exists, and otherwise starts its own. A socket
+    # left by a killed standalone containerd (start-containerd.sh) would make dockerd dial it for 60 s and give
+    # up: remove it so dockerd runs its own containerd.
+    remove_stale_socket "$CONTAINERD_SOCK"
     # With ip_forward off, dockerd turns it on AND sets the FORWARD policy to DROP, which also drops traffic
     # between containers on other bridges (podman's, containerd's CNI bridge: br_netfilter sends bridged frames
     # through FORWARD). Turning forwarding on first keeps the policy ACCEPT for every engine on this test host.
