@@ -96,6 +96,10 @@ class DeploymentActor:
         self._hold_adopted = in_rollout
         self._drains: dict[str, str] = {}  # slot id -> child id waiting for its DrainDone
         self._rollout = rollout.ChildRollout(deployment.parent_id) if deployment.parent_id else None
+        # What live_instances() last computed. Only this actor's own task changes the slots and the
+        # readiness board, so the view is dropped after each step of its loop and recomputed on demand.
+        self._view: list[Instance] | None = None
+        self.view_version = 0  # bumped with every drop: readers key their caches on it
 
     @property
     def id(self) -> str:
@@ -109,6 +113,7 @@ class DeploymentActor:
             await self._adopt(self._adopted)
             self._adopted = []
             await self._converge()
+            self._drop_view()
             while not self._done:
                 message = None
                 # Only the wait is bounded by the next wake-up: a handler is never cut short.
@@ -116,10 +121,16 @@ class DeploymentActor:
                     message = await self.inbox.receive()
                 if message is not None:
                     await self._handle(message)
+                    self._drop_view()
                 if not self._done:
                     # Every pass, so that a deadline reached while messages keep coming is still seen.
                     await self._on_timer()
+                    self._drop_view()
             nursery.cancel_scope.cancel()
+
+    def _drop_view(self) -> None:
+        self._view = None
+        self.view_version += 1
 
     def live_instances(self) -> list[Instance]:
         """What `GET /deployments/{id}` shows: the instances that serve right now.
@@ -130,11 +141,13 @@ class DeploymentActor:
         follows the API never routes to an instance that is not ready or about
         to stop.
         """
-        return [
-            Instance(id=s.handle.id, address=s.handle.address or UNSET, name=s.handle.name)
-            for s in sorted(self.slots.values(), key=lambda s: s.order)
-            if self._serving(s) and s.handle is not None
-        ]
+        if self._view is None:
+            self._view = [
+                Instance(id=s.handle.id, address=s.handle.address or UNSET, name=s.handle.name)
+                for s in sorted(self.slots.values(), key=lambda s: s.order)
+                if self._serving(s) and s.handle is not None
+            ]
+        return list(self._view)
 
     def handles(self) -> list[InstanceHandle]:
         return [s.handle for s in self.slots.values() if s.handle is not None and s.state != "stopping"]
@@ -576,10 +589,12 @@ class DeploymentActor:
 
     def _stop(self, slot: Slot) -> None:
         slot.state = "stopping"
+        self._drop_view()
         slot.actor.inbox.send_nowait(im.Stop())
 
     def _retire(self, slot: Slot, *, keep: bool) -> None:
         self.slots.pop(slot.id, None)
+        self._drop_view()
         slot.actor.inbox.send_nowait(im.Retire(keep=keep))
         self._refresh_live_since()
 
@@ -771,6 +786,7 @@ class DeploymentActor:
             self._stop(victim)
             return
         victim.state = "draining"  # leaves live_instances() at once
+        self._drop_view()
         victim.actor.inbox.send_nowait(im.Probe(()))
         self._refresh_live_since()
         assert self._nursery is not None
