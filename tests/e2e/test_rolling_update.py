@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.engines import IMAGE_V1, IMAGE_V2
+from tests.support.manifests import HTTP_READINESS
 from tests.support.server import RingServer, docker_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_rolling_update")]
@@ -18,16 +19,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_rolling_update")
 NAMESPACE = "rollout-e2e"
 # httpd under a shell that exits at once on SIGTERM (PID 1 ignores it otherwise: every stop would wait 10 s).
 WEB = ["sh", "-c", "trap 'exit 143' TERM; httpd -f -p 8080 -h /www & wait"]
-READY = {
-    "type": "http",
-    "url": "http://localhost:8080/index.html",
-    "interval": "200ms",
-    "timeout": "1s",
-    "threshold": 3,
-    "on_failure": "restart",
-    "readiness": True,
-    "min_healthy_time": "1s",
-}
+READY = HTTP_READINESS
 
 
 def spec(name: str, image: str, **overrides: object) -> dict:

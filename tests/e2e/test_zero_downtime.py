@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.support.engines import IMAGE_V1, IMAGE_V2
+from tests.support.manifests import HTTP_READINESS
 from tests.support.server import RingServer, docker_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_zero_downtime")]
@@ -40,18 +41,7 @@ def spec(image: str) -> dict:
         "image": image,
         "command": WEB,
         "replicas": 2,
-        "health_checks": [
-            {
-                "type": "http",
-                "url": "http://localhost:8080/index.html",
-                "interval": "200ms",
-                "timeout": "1s",
-                "threshold": 3,
-                "on_failure": "restart",
-                "readiness": True,
-                "min_healthy_time": "1s",
-            }
-        ],
+        "health_checks": [HTTP_READINESS],
     }
 
 

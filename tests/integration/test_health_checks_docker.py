@@ -1,6 +1,6 @@
 """Health checks, the readiness gate and rolling updates on the REAL Docker engine (lifecycle.md §6–§8).
 
-The supervision tree runs in-process (as in test_lifecycle_docker.py); probes go
+The supervision tree runs in-process (as in test_lifecycle.py); probes go
 from this process to the containers' addresses on their namespace network, as
 they do in the server. Busybox serves the traffic: `httpd` for 200/404, and
 `nc -ll -e` for a 302 redirect and for a server that never answers.
@@ -8,7 +8,6 @@ they do in the server. Busybox serves the traffic: `httpd` for 200/404, and
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import httpx
@@ -19,10 +18,12 @@ from ring_actors.runtimes.docker import DockerRuntime
 from ring_actors.schemas.manifest import CommandCheck, HttpCheck, Network, TcpCheck
 from ring_actors.store.health import HealthCheckRepo
 from ring_actors.supervisors.policy import BackoffSettings
-from tests.support.engines import IMAGE_V1, IMAGE_V2, require_engine
+from tests.support.engines import IMAGE_V1, IMAGE_V2
+from tests.support.runtimes import DOCKER, Engine
+from tests.support.server import free_port
 from tests.unit.actor_harness import running_tree
 
-from .docker_probe import containers_of, docker, force_remove_all, inspect
+from .docker_probe import containers_of, docker, inspect
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("test_health_checks_docker")]
 
@@ -46,17 +47,10 @@ SERVERS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _engine() -> None:
-    require_engine("docker")
-
-
 @pytest.fixture
-def cleanup():
-    ids: list[str] = []
-    yield ids
-    for deployment_id in ids:
-        force_remove_all(deployment_id)
+def engine() -> Engine:
+    """The engine of conftest.py's `cleanup` fixture (it also checks dockerd answers)."""
+    return DOCKER.require()
 
 
 def tcp(port: int, **fields) -> TcpCheck:
@@ -123,12 +117,6 @@ def exec_in(container_id: str, *argv: str) -> None:
         created = client.post(f"/containers/{container_id}/exec", json={"Cmd": list(argv)})
         created.raise_for_status()
         client.post(f"/exec/{created.json()['Id']}/start", json={"Detach": False}).raise_for_status()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------- tcp
