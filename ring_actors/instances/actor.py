@@ -2,8 +2,10 @@
 
 Loop: create (or adopt) -> report Started -> await the exit (event-driven) or a
 Stop -> report Exited -> wait for the deployment's decision (Restart after a
-delay, Retire, Stop). The old instance is removed concurrently with creating its
-replacement, so removal never sits on the crash -> replacement path.
+delay, Retire, Stop). A dead instance is removed during the back-off when there
+is one; on an immediate restart, only once its replacement is running (or has
+failed, or the actor is cancelled), so that its stop and removal do not compete
+with the replacement's creation inside the engine.
 
 While the instance is live the actor also runs its health-check probes: one
 task per check the deployment asked for (`Probe`), each on its own interval,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 import trio
 
@@ -38,6 +41,13 @@ Inbound = Decision | msg.Vanished | msg.Probe | msg.Replace
 
 
 class InstanceActor:
+    remove_dead_after_replacement: ClassVar[bool] = True
+    """On an immediate restart, remove the dead instance after its replacement is created.
+
+    False removes it concurrently with the creation (the previous behaviour); a
+    class attribute so that the crash-loop benchmark can compare both.
+    """
+
     def __init__(
         self,
         slot: str,
@@ -62,6 +72,7 @@ class InstanceActor:
         self.stop_timeout = stop_timeout
         self._replaced = replaced or handle is not None
         self._probe = msg.Probe(())  # the checks the deployment wants run while live
+        self._dead: InstanceHandle | None = None  # exited, removed once its replacement is created
 
     async def run(self) -> None:
         try:
@@ -85,9 +96,13 @@ class InstanceActor:
         while True:
             if self.handle is None:
                 try:
-                    spec = await self.build_spec()
-                    with trio.move_on_after(self.apply_timeout):
-                        self.handle = await self.runtime.create(spec)
+                    try:
+                        spec = await self.build_spec()
+                        with trio.move_on_after(self.apply_timeout):
+                            self.handle = await self.runtime.create(spec)
+                    finally:
+                        # Created, failed or cancelled: the dead instance goes now in every case.
+                        self._remove_dead(cleanup)
                     if self.handle is None:
                         # RING_APPLY_TIMEOUT: a half-made instance is found and removed by the
                         # safety net (a stray of this deployment that no slot owns).
@@ -132,7 +147,10 @@ class InstanceActor:
         """Carry out the deployment's decision; True when the actor is done."""
         if isinstance(decision, msg.Restart):
             if old is not None:
-                cleanup.start_soon(self._remove, old)
+                if decision.delay > 0 or not self.remove_dead_after_replacement:
+                    cleanup.start_soon(self._remove, old)  # gone during the back-off
+                else:
+                    self._dead = old
             self.handle = None
             self._replaced = True
             if decision.delay > 0 and await self._sleep_or_stop(decision.delay):
@@ -270,6 +288,16 @@ class InstanceActor:
             except EngineUnavailable:
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _remove_dead(self, cleanup: trio.Nursery) -> None:
+        """Start removing the dead instance kept for after its replacement's creation, if any.
+
+        Synchronous so that it also runs from a `finally` while cancelled: `_remove`
+        shields itself before its first checkpoint, so the removal completes.
+        """
+        dead, self._dead = self._dead, None
+        if dead is not None:
+            cleanup.start_soon(self._remove, dead)
 
     async def _remove(self, handle: InstanceHandle) -> None:
         """Remove for good; shielded so a shutdown mid-removal cannot leave half a stop."""

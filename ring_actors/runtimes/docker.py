@@ -228,6 +228,10 @@ def _numeric_user(user: str) -> tuple[int, int | None] | None:
     return int(uid), int(gid) if gid else None
 
 
+class _NetworkGone(Exception):
+    """The namespace network, trusted from the cache, no longer exists in the engine."""
+
+
 @dataclass(frozen=True)
 class WatcherStatistics:
     events_live: bool
@@ -316,6 +320,13 @@ class DockerRuntime:
         self._events_routed = 0
         self._reconnects = 0
         self._creating: dict[str, int] = {}
+        self._networks: set[str] = set()
+        self.cache_networks = True
+        """Trust a `ring_<namespace>` network once ensured instead of looking it up at every create.
+
+        A network removed behind our back shows as a create/start failure naming
+        it; the network is then ensured again and the instance created once more.
+        """
 
     async def aclose(self) -> None:
         if self._owns_api:
@@ -462,8 +473,9 @@ class DockerRuntime:
         except ValueError as exc:
             raise RuntimeFailure(FailureKind.IMAGE_NOT_FOUND, str(exc)) from exc
         image = await self._ensure_image(spec, ref)
+        trusted = False  # the network was not looked up now: it may have been removed since
         if spec.network_mode != "host":
-            await self._ensure_namespace_network(spec.namespace)
+            trusted = not await self._namespace_network(spec.namespace)
         name = f"{spec.namespace}_{spec.deployment_name}_{secrets.token_hex(4)}"
 
         self._creating[spec.deployment_id] = self._creating.get(spec.deployment_id, 0) + 1
@@ -471,21 +483,12 @@ class DockerRuntime:
             mounts = await self._mounts(spec, image)
             body = self._container_body(spec, ref, mounts, name)
             try:
-                container_id = await self.api.container_create(body, name=name)
-            except EngineNotFound as exc:
-                raise RuntimeFailure(
-                    FailureKind.IMAGE_NOT_FOUND, f"image '{spec.image}' vanished before create: {exc.message}"
-                ) from exc
-            except EngineAPIError as exc:
-                raise RuntimeFailure(
-                    FailureKind.INSTANCE_CREATION_FAILED, f"failed to create container '{name}': {exc.message}"
-                ) from exc
-            try:
-                info = await self._connect_and_start(spec, container_id, name)
-            except BaseException:
-                with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                    await self._discard(container_id)
-                raise
+                container_id, info = await self._create_and_start(spec, body, name, trusted=trusted)
+            except _NetworkGone:
+                log.info("%s: network %s was removed; creating it again", self.name, self.network_name(spec.namespace))
+                self._networks.discard(self.network_name(spec.namespace))
+                await self._namespace_network(spec.namespace)
+                container_id, info = await self._create_and_start(spec, body, name, trusted=False)
         finally:
             self._creating[spec.deployment_id] -= 1
             if not self._creating[spec.deployment_id]:
@@ -501,12 +504,51 @@ class DockerRuntime:
             image_digest=pick_repo_digest(image.repo_digests, ref),
         )
 
-    async def _connect_and_start(self, spec: InstanceSpec, container_id: str, name: str) -> ContainerInfo:
+    async def _create_and_start(
+        self, spec: InstanceSpec, body: ContainerCreate, name: str, *, trusted: bool
+    ) -> tuple[str, ContainerInfo]:
+        """Create and start the container; a container that fails to start is removed again.
+
+        Raises:
+            _NetworkGone: `trusted` (the namespace network came from the cache) and
+                the engine says that network does not exist (Podman at create,
+                Docker at start); nothing is left behind.
+            RuntimeFailure: as `create`.
+        """
+        try:
+            container_id = await self.api.container_create(body, name=name)
+        except EngineAPIError as exc:
+            if trusted and self._network_missing(spec, exc):
+                raise _NetworkGone from exc
+            if isinstance(exc, EngineNotFound):
+                raise RuntimeFailure(
+                    FailureKind.IMAGE_NOT_FOUND, f"image '{spec.image}' vanished before create: {exc.message}"
+                ) from exc
+            raise RuntimeFailure(
+                FailureKind.INSTANCE_CREATION_FAILED, f"failed to create container '{name}': {exc.message}"
+            ) from exc
+        try:
+            return container_id, await self._connect_and_start(spec, container_id, name, trusted=trusted)
+        except BaseException:
+            with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await self._discard(container_id)
+            raise
+
+    def _network_missing(self, spec: InstanceSpec, exc: EngineAPIError) -> bool:
+        """The engine refused because `ring_<namespace>` does not exist (it names the network)."""
+        text = exc.message.lower()
+        return "not found" in text and self.network_name(spec.namespace).lower() in text
+
+    async def _connect_and_start(
+        self, spec: InstanceSpec, container_id: str, name: str, *, trusted: bool = False
+    ) -> ContainerInfo:
         if spec.network_mode != "host" and not self.attach_network_at_create:
             network = self.network_name(spec.namespace)
             try:
                 await self.api.network_connect(network, container_id, aliases=[spec.deployment_name, name])
             except EngineAPIError as exc:
+                if trusted and self._network_missing(spec, exc):
+                    raise _NetworkGone from exc
                 raise RuntimeFailure(
                     FailureKind.INSTANCE_CREATION_FAILED,
                     f"failed to connect container '{name}' to network '{network}': {exc.message}",
@@ -514,6 +556,8 @@ class DockerRuntime:
         try:
             await self.api.container_start(container_id)
         except EngineAPIError as exc:
+            if trusted and self._network_missing(spec, exc):
+                raise _NetworkGone from exc
             raise RuntimeFailure(
                 FailureKind.INSTANCE_CREATION_FAILED, f"failed to start container '{name}': {exc.message}"
             ) from exc
@@ -572,6 +616,21 @@ class DockerRuntime:
     def network_name(namespace: str) -> str:
         return f"{NETWORK_PREFIX}{namespace}"
 
+    async def _namespace_network(self, namespace: str) -> bool:
+        """Make sure `ring_<namespace>` exists; True when it was looked up (or created) now.
+
+        Once ensured, the network is trusted for later creates (`cache_networks`):
+        the lookup would sit on every create's path, and on Podman it queues for
+        the network lock, which Podman's own clean-up of an exited container
+        holds for a few hundred milliseconds.
+        """
+        name = self.network_name(namespace)
+        if self.cache_networks and name in self._networks:
+            return False
+        await self._ensure_namespace_network(namespace)
+        self._networks.add(name)
+        return True
+
     async def _ensure_namespace_network(self, namespace: str) -> None:
         name = self.network_name(namespace)
         try:
@@ -587,6 +646,7 @@ class DockerRuntime:
         Returns False while containers still use it (a deletion still tearing down):
         the caller retries. A network that is already gone counts as released.
         """
+        self._networks.discard(self.network_name(namespace))
         network = await self.api.find_network(self.network_name(namespace))
         if network is None:
             return True
