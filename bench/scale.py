@@ -4,20 +4,23 @@ Every figure here comes from `ring_actors.runtimes.simulated.SimulatedRuntime` (
 latency): it measures ring-actors' own machinery (actors, SQLite store, event bus, HTTP layer), never an engine.
 
 Each size (deployments x 5 instances) runs in a FRESH SUBPROCESS so its peak RSS is its own. The subprocess
-builds the server's parts as `ring_actors.server` does (SQLite file in WAL mode, root supervisor with the default
-10 s safety-net tick, Ring's default backoff, the server's background jobs, and the quart-trio app served by
-hypercorn on 127.0.0.1), with the simulated runtime registered instead of an engine, then measures:
+builds the server's parts as `ring_actors.server` does (collector policy, write-behind task, SQLite file in WAL
+mode, root supervisor with the default 10 s safety-net tick, Ring's default backoff, the server's background jobs,
+and the quart-trio app served by hypercorn on 127.0.0.1), with the simulated runtime registered instead of an
+engine, then measures:
 
 - converge from empty: rows inserted first (timed apart), then every deployment notified at once; until each
   one published `running` on the event bus.
 - idle CPU: process CPU time (user + system, all threads) over a quiet window / wall time, in % of one core.
 - re-adoption: the whole server is cancelled (workloads keep running) and a new one is built on the same
-  database file and the same simulated runtime; until every instance is adopted and live again.
+  database file and the same simulated runtime; until every instance is adopted and live again. The first
+  server's heap is collected before the clock starts (timed apart): a restarted server is a new process.
 - `GET /deployments` latency from a client in ANOTHER process (keep-alive, sequential requests): first quiet,
   then while 10 % of all instances crash and are replaced (Ring's default backoff: 1 s before a replacement).
 - peak RSS: VmHWM of the subprocess at the end.
 When the HTTP layer cannot be imported, the latency phase times `DeploymentRepo.list` + live-instance
-composition + JSON encoding in-process instead, and says so.
+composition + JSON encoding in-process instead, and says so. Parts an older tree lacks (collector policy,
+write-behind, `Database.statistics`) are skipped or measured by wrapping, so one bench compares two revisions.
 """
 
 from __future__ import annotations
@@ -55,8 +58,6 @@ from bench.common import (
 )
 
 INSTANCES = 5
-GC_TUNING_THRESHOLD = 50_000
-"""Experiment only (`--gc-tuning`): gen-0 threshold, plus `gc.freeze()` after converge and after re-adoption."""
 AIMS = {"converge_s": 10.0, "idle_cpu_pct": 5.0, "peak_rss_mb": 400.0, "p99_ms": 50.0}
 
 
@@ -79,19 +80,26 @@ def _simulated_runtime_class() -> Any:
 
 
 class DbMeter:
-    """Counts and times every `Database.call` (they are serialized: one writer)."""
+    """SQLite work of every database the benchmark opens, from `Database.statistics()`.
+
+    calls = `call()`s plus write-behind writes (`defer()`, e.g. deployment events): the statements asked for;
+    transactions = worker-thread hops, each one transaction (calls queued together share one); busy = time
+    inside those transactions (they are serialized: one writer).
+    """
 
     def __init__(self) -> None:
-        self.calls = 0
-        self.busy = 0.0
+        self._dbs: list[Any] = []
+        self._calls = 0  # for a Database without statistics() (older trees): every call is a transaction
+        self._busy = 0.0
 
     def attach(self, db: Any) -> None:
-        """Count `call()`s; time each transaction inside the worker thread (queueing excluded)."""
-        call = db.call
-        transaction = getattr(db, "_transaction", None)
+        if hasattr(db, "statistics"):
+            self._dbs.append(db)
+            return
+        call, transaction = db.call, db._transaction
 
         async def counted(fn: Any) -> Any:
-            self.calls += 1
+            self._calls += 1
             return await call(fn)
 
         def timed_transaction(fn: Any) -> Any:
@@ -99,14 +107,15 @@ class DbMeter:
             try:
                 return transaction(fn)
             finally:
-                self.busy += time.perf_counter() - began
+                self._busy += time.perf_counter() - began
 
-        db.call = counted
-        if transaction is not None:
-            db._transaction = timed_transaction
+        db.call, db._transaction = counted, timed_transaction
 
-    def snapshot(self) -> tuple[int, float]:
-        return self.calls, self.busy
+    def snapshot(self) -> tuple[int, float, int]:
+        stats = [db.statistics() for db in self._dbs]
+        return (self._calls + sum(s.calls + s.deferred for s in stats),
+                self._busy + sum(s.busy_seconds for s in stats),
+                self._calls + sum(s.transactions for s in stats))
 
 
 def _free_port() -> int:
@@ -118,8 +127,10 @@ def _free_port() -> int:
 class Server:
     """Services + root supervisor + background jobs + (when importable) the HTTP app, on one DB file."""
 
-    def __init__(self, tmp: Path, runtime: Any, meter: DbMeter) -> None:
+    def __init__(self, tmp: Path, runtime: Any, meter: DbMeter, *, gc_default: bool = False) -> None:
         self.tmp = tmp
+        self.gc_default = gc_default  # experiment: CPython's default collector instead of the server's policy
+        self.gc_policy: Any = None
         self.runtime = runtime
         self.meter = meter
         self.http = "none"
@@ -171,6 +182,15 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            # As ring_actors.server: the collector policy lives as long as the server (its start
+            # collects what the previous server left, as a new process would start clean).
+            with contextlib.suppress(ImportError):
+                from ring_actors.server import serve_collector_policy
+
+                if not self.gc_default:
+                    self.gc_policy = await nursery.start(serve_collector_policy)
+            if hasattr(self.db, "serve_write_behind"):
+                await nursery.start(self.db.serve_write_behind)
             await nursery.start(self.runtime.serve)
             await nursery.start(self.supervisor.run)
             self.tree_started = trio.current_time()
@@ -279,11 +299,9 @@ class GcMeter:
 
 
 async def child(size: int, idle: float, quiet: float, churn: float, profile: str | None,
-                gc_tuning: bool = False) -> dict[str, Any]:
+                gc_default: bool = False) -> dict[str, Any]:
     profiles = set((profile or "").split(",")) - {""}
-    result: dict[str, Any] = {"deployments": size, "instances": size * INSTANCES, "gc_tuning": gc_tuning}
-    if gc_tuning:
-        gc.set_threshold(GC_TUNING_THRESHOLD, 20, 100)
+    result: dict[str, Any] = {"deployments": size, "instances": size * INSTANCES, "gc_default": gc_default}
     gc_meter = GcMeter()
     result["_gc"] = gc_meter
     runtime = _simulated_runtime_class()()
@@ -291,7 +309,7 @@ async def child(size: int, idle: float, quiet: float, churn: float, profile: str
     with tempfile.TemporaryDirectory(prefix="ring-bench-scale-") as tmp_name:
         tmp = Path(tmp_name)
         # ---- first server: converge from empty, then idle
-        server = Server(tmp, runtime, meter)
+        server = Server(tmp, runtime, meter, gc_default=gc_default)
         await server.build()
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
@@ -302,7 +320,7 @@ async def child(size: int, idle: float, quiet: float, churn: float, profile: str
                 await server.repo.insert(row)
             result["insert_s"] = trio.current_time() - began
             server.expected = size
-            calls0, busy0 = meter.snapshot()
+            calls0, busy0, hops0 = meter.snapshot()
             cpu0 = cpu_seconds()
             lag: list[float] = []
 
@@ -331,23 +349,22 @@ async def child(size: int, idle: float, quiet: float, churn: float, profile: str
             probe_scope.cancel()
             result["converge_loop_lag_ms"] = summary([ms(x) for x in lag])
             result["converge_gc"] = gc_meter.window(time.monotonic() - (trio.current_time() - began), time.monotonic())
-            calls1, busy1 = meter.snapshot()
+            calls1, busy1, hops1 = meter.snapshot()
             result["converge_db_calls"] = calls1 - calls0
+            result["converge_db_transactions"] = hops1 - hops0
             result["converge_db_busy_s"] = busy1 - busy0
             result["converge_cpu_s"] = cpu_seconds() - cpu0
             result["converged"] = converged
             result["instances_running"] = sum(1 for i in runtime.instances.values() if i.running)
             result["rss_after_converge_mb"] = rss_mb()
-            if gc_tuning:
-                gc.freeze()  # everything alive now is long-lived: keep it out of every later collection
             await trio.sleep(2.0)  # let trailing persists land
-            calls0, busy0 = meter.snapshot()
+            calls0, busy0, hops0 = meter.snapshot()
             ticks0 = server.supervisor.ticks
             with _maybe_profile("idle" in profiles, result, "idle"):
                 wall0, cpu0 = time.monotonic(), cpu_seconds()
                 await trio.sleep(idle)
                 wall1, cpu1 = time.monotonic(), cpu_seconds()
-            calls1, busy1 = meter.snapshot()
+            calls1, busy1, hops1 = meter.snapshot()
             result["idle_gc"] = gc_meter.window(wall0, wall1)
             result["idle_window_s"] = wall1 - wall0
             result["idle_cpu_pct"] = 100.0 * (cpu1 - cpu0) / (wall1 - wall0)
@@ -356,14 +373,27 @@ async def child(size: int, idle: float, quiet: float, churn: float, profile: str
             result["idle_db_busy_s"] = busy1 - busy0
             # Nothing crashed in this phase: every counted crash is a false one (e.g. a stale safety-net
             # observation delivered after an instance went live).
+            result["gc_reclaims_first_server"] = server.gc_policy.reclaims if server.gc_policy else None
+            if server.gc_policy is not None:
+                # The policy's one long pause, which it runs at most once a minute and only after the frozen
+                # heap grew by half (none fell inside the windows above): measured here, on purpose.
+                reclaim_began = time.perf_counter()
+                server.gc_policy.reclaim()
+                result["gc_reclaim_pause_ms"] = ms(time.perf_counter() - reclaim_began)
             result["false_crashes_converge_idle"] = server.crashes_counted
             result["crash_loop_back_off_converge_idle"] = server.crash_loop_back_off
             nursery.cancel_scope.cancel(reason="simulated server restart")
         server.db.close()
+        # A restarted server is a new process: it does not inherit the old one's heap. Collect what the
+        # first server left (its actors are reference cycles) before the clock starts, timed apart.
+        del server
+        collect_began = time.perf_counter()
+        gc.collect()
+        result["restart_old_heap_collect_s"] = time.perf_counter() - collect_began
 
         # ---- second server on the same DB file and the same simulated runtime: re-adoption
         runtime.adopted = 0
-        server = Server(tmp, runtime, meter)
+        server = Server(tmp, runtime, meter, gc_default=gc_default)
         began = trio.current_time()
         readopt_profile = _maybe_profile("readopt" in profiles, result, "readopt")
         readopt_profile.__enter__()
@@ -379,8 +409,6 @@ async def child(size: int, idle: float, quiet: float, churn: float, profile: str
                     await trio.sleep(0.01)
             result["readopt_s"] = trio.current_time() - began
             readopt_profile.__exit__(None, None, None)
-            if gc_tuning:
-                gc.freeze()
             result["readopt_live"] = sum(len(server.supervisor.live_instances(row.id)) for row in rows)
             result["created_during_readopt"] = runtime.created - result["instances"]
             await trio.sleep(1.0)
@@ -516,13 +544,13 @@ def client_main(base_url: str, token: str, seconds: float) -> None:
 
 
 def run_size(size: int, *, idle: float, quiet: float, churn: float, profile: str | None = None,
-             gc_tuning: bool = False) -> dict[str, Any]:
+             gc_default: bool = False) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.scale", "--child", str(size), "--idle", str(idle), "--quiet",
                str(quiet), "--churn", str(churn)]
     if profile:
         command += ["--profile", profile]
-    if gc_tuning:
-        command += ["--gc-tuning"]
+    if gc_default:
+        command += ["--gc-default"]
     began = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=str(Path(__file__).resolve().parent.parent),
                           timeout=900, check=False)
@@ -575,7 +603,8 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, Any],
         ["  GC during converge: total s / longest pause ms"]
         + [f"{fmt((r.get('converge_gc') or {}).get('total_s'), 2)} / {fmt((r.get('converge_gc') or {}).get('max_pause_ms'), 0)}"
            for r in results] + [""],
-        ["  SQLite calls during converge"] + [str(r.get("converge_db_calls", "–")) for r in results] + [""],
+        ["  SQLite calls (incl. write-behind writes) / transactions (worker-thread hops) during converge"]
+        + [f"{r.get('converge_db_calls', '–')} / {r.get('converge_db_transactions', '–')}" for r in results] + [""],
         ["  SQLite busy inside transactions (one writer), s"] + [fmt(r.get("converge_db_busy_s"), 2) for r in results] + [""],
         ["  process CPU during converge, s"] + [fmt(r.get("converge_cpu_s"), 2) for r in results] + [""],
         ["**re-adoption after restart**, s"] + [fmt(r.get("readopt_s"), 2) for r in results] + ["< 10"],
@@ -586,9 +615,13 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, Any],
         + [fmt(r.get("readopt_tree_started_s"), 2) for r in results] + [""],
         ["  instances created during re-adoption"] + [str(r.get("created_during_readopt", "–")) for r in results]
         + ["0"],
+        ["  before re-adoption, not part of it: collecting the first server's heap (a new process has none), s"]
+        + [fmt(r.get("restart_old_heap_collect_s"), 2) for r in results] + [""],
         ["**idle CPU**, % of one core"] + [fmt(r.get("idle_cpu_pct"), 2) for r in results] + ["< 5"],
         ["  safety-net ticks / SQLite calls in the idle window"]
         + [f"{r.get('idle_ticks', '–')} / {r.get('idle_db_calls', '–')}" for r in results] + [""],
+        [("  collector policy: one reclaim after converge (unfreeze + full collection; at most once a minute, "
+          "after 50 % growth), pause ms")] + [fmt(r.get("gc_reclaim_pause_ms"), 0) for r in results] + [""],
         ["**peak RSS** (VmHWM), MiB"] + [fmt(r.get("peak_rss_mb"), 0) for r in results] + ["< 400"],
         ["  RSS after converge, MiB"] + [fmt(r.get("rss_after_converge_mb"), 0) for r in results] + [""],
         ["GET /deployments quiet, p50 / p99 ms"]
@@ -613,9 +646,10 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, Any],
     lines = [
         "# Scale (SIMULATED runtime: in-memory instances, no engine)",
         "",
-        ("Each size in a fresh subprocess; server parts assembled as `ring_actors.server` does (SQLite file, WAL; "
-        "root supervisor with the 10 s safety-net tick; Ring's default backoff; background jobs), with the "
-        f"simulated runtime registered. HTTP: {http}. Latency client: {client}."),
+        ("Each size in a fresh subprocess; server parts assembled as `ring_actors.server` does (collector policy; "
+        "write-behind task; SQLite file, WAL; root supervisor with the 10 s safety-net tick; Ring's default backoff; "
+        f"background jobs), with the simulated runtime registered. HTTP: {http}. Latency client: {client}. "
+        "Re-adoption starts after the first server's heap is collected (timed apart: a restart is a new process)."),
         "",
         md_table(header, rows),
         "",
@@ -651,11 +685,11 @@ def run(*, quick: bool) -> tuple[dict[str, Any], str]:
                 profiles = {k: v for k, v in profiled.items() if "_profile_" in k}
             except Exception as exc:  # noqa: BLE001 - a benchmark reports, never fails the build
                 profiles = {"error": f"profile run failed: {exc}"}
-        log(f"scale: experiment at {largest['deployments']}: gc.freeze() after converge/re-adoption + gen-0 "
-            f"threshold {GC_TUNING_THRESHOLD}")
+        log(f"scale: experiment at {largest['deployments']}: CPython's default garbage collector instead of "
+            "the server's collector policy")
         try:
-            experiment = run_size(largest["deployments"], idle=idle, quiet=quiet, churn=churn, gc_tuning=True)
-            experiment["label"] = f"{largest['deployments']} × {INSTANCES}, GC tuned (experiment)"
+            experiment = run_size(largest["deployments"], idle=idle, quiet=quiet, churn=churn, gc_default=True)
+            experiment["label"] = f"{largest['deployments']} × {INSTANCES}, default GC, no policy (experiment)"
             experiments.append(experiment)
         except Exception as exc:  # noqa: BLE001 - a benchmark reports, never fails the build
             log(f"scale: GC experiment failed: {exc}")
@@ -671,7 +705,8 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=5.0)
     parser.add_argument("--churn", type=float, default=15.0)
     parser.add_argument("--profile", help="comma-separated phases: converge,idle,readopt,http")
-    parser.add_argument("--gc-tuning", action="store_true", help="experiment: gc.freeze() + higher gen-0 threshold")
+    parser.add_argument("--gc-default", action="store_true",
+                        help="experiment: CPython's default garbage collector, without the server's collector policy")
     parser.add_argument("--client", nargs=3, metavar=("URL", "TOKEN", "SECONDS"))
     args = parser.parse_args()
     if args.client:
@@ -680,7 +715,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)  # 10 % crashes log thousands of lines otherwise
-    result = trio.run(child, args.child, args.idle, args.quiet, args.churn, args.profile, args.gc_tuning)
+    result = trio.run(child, args.child, args.idle, args.quiet, args.churn, args.profile, args.gc_default)
     print(json.dumps(result, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
 
 

@@ -1,8 +1,11 @@
 """Background jobs the server runs next to the API (server.py starts `jobs(services)`).
 
-- stats cache: every scheduler interval, one runtime stats sample per instance of
-  every `running` deployment, summed per deployment; `/metrics` reads it so a
-  scrape never calls a runtime (api.md §15).
+- stats cache: one runtime stats sample per instance of every `running`
+  deployment, summed per deployment, every scheduler interval; `/metrics` reads
+  it so a scrape never calls a runtime (api.md §15). Sampling runs only while
+  someone reads the cache: it starts at the first read and stops
+  `STATS_READ_WINDOW` seconds after the last one. Sampling 10,000 instances
+  every 10 s for nobody was most of an idle server's CPU.
 - health-check history sweep: every 300 s, retention of `store.health`.
 
 Both loops survive their own failures (logged) and stop only when cancelled.
@@ -12,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -25,9 +29,10 @@ from ring_actors.store.deployments import DeploymentFilter
 from ring_actors.store.health import HealthCheckRepo
 
 __all__ = [
-    "DeploymentUsage",
     "HISTORY_SWEEP_INTERVAL",
     "STATS_CALL_TIMEOUT",
+    "STATS_READ_WINDOW",
+    "DeploymentUsage",
     "StatsCache",
     "collect_stats",
     "jobs",
@@ -37,6 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HISTORY_SWEEP_INTERVAL = 300.0
+STATS_READ_WINDOW = 600.0
+"""Seconds the stats cache keeps sampling after its last read: longer than any usual scrape interval."""
 STATS_CALL_TIMEOUT = 5.0
 """Bound on one runtime stats call; a slow instance is left out of that sample."""
 
@@ -59,13 +66,71 @@ class DeploymentUsage:
     restarts: int
 
 
-@dataclass
 class StatsCache:
-    """The latest per-deployment usage; replaced whole at each refresh."""
+    """The latest per-deployment usage; replaced whole at each refresh.
 
-    deployments: list[DeploymentUsage] = field(default_factory=list)
-    last_refresh_unix: int = 0
-    _limiter: trio.CapacityLimiter | None = None
+    Reading `deployments` or `last_refresh_unix` counts as demand: the sampler
+    (`run`) wakes at once if it was paused and keeps sampling every interval
+    until nobody has read for `read_window` seconds; then it pauses and drops the
+    per-deployment data. So the first read after a pause sees no per-deployment
+    usage, exactly as right after start (api.md §15: omitted until the cache has
+    data), and the reads after it see samples at most one interval old.
+    """
+
+    def __init__(self, *, read_window: float | None = None) -> None:
+        self._deployments: list[DeploymentUsage] = []
+        self._last_refresh_unix = 0
+        self._read_window = STATS_READ_WINDOW if read_window is None else read_window
+        self._last_read = -math.inf
+        self._demand = trio.Event()
+        self._limiter: trio.CapacityLimiter | None = None
+        self.refreshes = 0
+
+    @property
+    def deployments(self) -> list[DeploymentUsage]:
+        """The latest usage, sorted by namespace and name. Reading it (inside trio) is demand."""
+        self._mark_read()
+        return self._deployments
+
+    @deployments.setter
+    def deployments(self, value: list[DeploymentUsage]) -> None:
+        self._deployments = value
+
+    @property
+    def last_refresh_unix(self) -> int:
+        """Unix time of the last refresh, 0 before the first. Reading it is demand too."""
+        self._mark_read()
+        return self._last_refresh_unix
+
+    @last_refresh_unix.setter
+    def last_refresh_unix(self, value: int) -> None:
+        self._last_refresh_unix = value
+
+    def _mark_read(self) -> None:
+        self._last_read = trio.current_time()
+        self._demand.set()
+
+    def wanted(self) -> bool:
+        """Whether anyone read the cache within the read window."""
+        return trio.current_time() - self._last_read <= self._read_window
+
+    async def run(self, services: Services, interval: float) -> None:
+        """Refresh every `interval` while wanted; wait for a read, without sampling, otherwise.
+
+        Runs until cancelled; a failed refresh is logged and retried at the next interval.
+        """
+        while True:
+            if not self.wanted():
+                # Nobody looks: stop sampling, and drop what would only grow stale. The next
+                # reader finds the cache as a fresh server has it and wakes the sampler.
+                self._deployments = []
+                self._demand = trio.Event()
+                await self._demand.wait()
+            try:
+                await self.refresh(services)
+            except Exception:
+                log.exception("background job stats cache failed; retrying in %gs", interval)
+            await trio.sleep(interval)
 
     async def refresh(self, services: Services) -> None:
         rows = await services.deployments.list(DeploymentFilter(statuses=[Status.RUNNING]))
@@ -111,8 +176,9 @@ class StatsCache:
         async with trio.open_nursery() as nursery:
             for row in rows:
                 nursery.start_soon(bounded, row)
-        self.deployments = sorted(found, key=lambda u: (u.namespace, u.name, u.deployment_id))
-        self.last_refresh_unix = int(time.time())
+        self._deployments = sorted(found, key=lambda u: (u.namespace, u.name, u.deployment_id))
+        self._last_refresh_unix = int(time.time())
+        self.refreshes += 1
 
 
 async def collect_stats(
@@ -164,8 +230,7 @@ async def _every(interval: float, what: str, step: Callable[[], Awaitable[object
 
 
 async def refresh_stats_forever(services: Services) -> None:
-    cache = stats_cache(services)
-    await _every(services.settings.scheduler_interval, "stats cache", lambda: cache.refresh(services))
+    await stats_cache(services).run(services, services.settings.scheduler_interval)
 
 
 async def sweep_history_forever(services: Services) -> None:

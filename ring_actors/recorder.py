@@ -1,4 +1,9 @@
-"""Records deployment events: one call stores the event and publishes it live."""
+"""Records deployment events: one call stores the event and publishes it live.
+
+Storing is write-behind (`EventRepo.add`): the event is committed within
+milliseconds, and any read made after `event()` returns sees it, so a subscriber
+that hears an event on the bus finds it in the backlog it reads next.
+"""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ consult. No packet is sent anywhere.
 from __future__ import annotations
 
 import itertools
+import os
 import urllib.parse
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -84,6 +84,9 @@ class SimulatedRuntime:
         self.create_latency = create_latency
         self.exit_immediately_with = exit_immediately_with
         self.instances: dict[str, SimInstance] = {}
+        # Per deployment, in creation order: an engine filters by label server-side, and a scan of
+        # every instance per listing made the scale benchmark measure this simulation instead.
+        self._by_deployment: dict[str, dict[str, SimInstance]] = {}
         self.fail_next: list[RuntimeFailure] = []
         self.fail_images: dict[str, RuntimeFailure] = {}
         self.available = True
@@ -104,6 +107,7 @@ class SimulatedRuntime:
 
     def vanish(self, instance_id: str) -> None:
         instance = self.instances.pop(instance_id)
+        self._unindex(instance)
         instance.running = False
         instance.removed = True
         instance.exited.set()
@@ -135,12 +139,13 @@ class SimulatedRuntime:
             raise self.fail_images[spec.image]
         if self.fail_next:
             raise self.fail_next.pop(0)
-        instance_id = uuid.uuid4().hex + uuid.uuid4().hex
+        instance_id = os.urandom(32).hex()  # 64 hex digits, like an engine's container id
         name = f"{spec.namespace}_{spec.deployment_name}_{instance_id[:8]}"
         instance = SimInstance(instance_id, name, spec, trio.current_time())
         instance.address = f"10.99.{next(self._counter) % 250}.{len(self.instances) % 250 + 1}"
         instance.healthy = spec.image not in self.unhealthy_images
         self.instances[instance_id] = instance
+        self._by_deployment.setdefault(spec.deployment_id, {})[instance_id] = instance
         self.created += 1
         if self.exit_immediately_with is not None:
             self.crash(instance_id, self.exit_immediately_with)
@@ -164,6 +169,7 @@ class SimulatedRuntime:
         await self.ping()
         instance = self.instances.pop(handle.id, None)
         if instance is not None:
+            self._unindex(instance)
             self.removed += 1
             instance.running = False
             instance.exit_code = 137 if instance.exit_code is None else instance.exit_code
@@ -173,6 +179,12 @@ class SimulatedRuntime:
         self, *, deployment_id: str | None = None, details: bool = True
     ) -> list[ObservedInstance]:
         await self.ping()
+        if deployment_id is None:
+            found: list[SimInstance] = list(self.instances.values())
+        else:
+            # A test may delete from `instances` directly: the index only narrows the search.
+            indexed = self._by_deployment.get(deployment_id, {})
+            found = [i for i in indexed.values() if self.instances.get(i.id) is i]
         return [
             ObservedInstance(
                 id=i.id,
@@ -183,9 +195,15 @@ class SimulatedRuntime:
                 created_at=i.created_at,
                 server_id=i.spec.server_id or None,
             )
-            for i in self.instances.values()
-            if deployment_id is None or i.spec.deployment_id == deployment_id
+            for i in found
         ]
+
+    def _unindex(self, instance: SimInstance) -> None:
+        indexed = self._by_deployment.get(instance.spec.deployment_id)
+        if indexed is not None:
+            indexed.pop(instance.id, None)
+            if not indexed:
+                del self._by_deployment[instance.spec.deployment_id]
 
     async def adopt(self, observed: ObservedInstance) -> InstanceHandle:
         instance = self.instances.get(observed.id)

@@ -37,30 +37,45 @@ class Event(msgspec.Struct, kw_only=True):
         )
 
 
+WRITE_BEHIND_HIGH_WATER = 5000
+"""Events buffered before `add` waits for a commit: memory stays bounded if the disk stalls."""
+
+
 class EventRepo:
+    """Events are written behind (`Database.defer`): `add` returns before the commit.
+
+    Ordering is kept (each event takes its `seq` when added) and every read made
+    after an `add`, through this repo or any `Database.call`, sees the event: the
+    database commits deferred writes before it runs the next call.
+    """
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def add(self, event: Event) -> None:
+        """Store `event` behind the caller's back; waits (a checkpoint) only when the buffer is full."""
         seq = self.db.next_seq()
+        row = (
+            event.id,
+            event.deployment_id,
+            event.timestamp,
+            seq,
+            event.level,
+            event.message,
+            event.component,
+            event.reason,
+        )
 
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO deployment_event (id, deployment_id, timestamp, seq, level, message,"
                 " component, reason) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    event.id,
-                    event.deployment_id,
-                    event.timestamp,
-                    seq,
-                    event.level,
-                    event.message,
-                    event.component,
-                    event.reason,
-                ),
+                row,
             )
 
-        await self.db.call(run)
+        self.db.defer(run)
+        if self.db.deferred_pending >= WRITE_BEHIND_HIGH_WATER:
+            await self.db.flush()
 
     async def list(
         self, deployment_id: str, *, level: str | None = None, limit: int = 50
