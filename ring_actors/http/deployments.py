@@ -9,11 +9,10 @@ supervisor's handles.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import msgspec
 from msgspec import UNSET
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
+from quart.blueprints import BlueprintSetupState
 
 from ring_actors.background import collect_stats
 from ring_actors.http.bodies import (
@@ -25,6 +24,7 @@ from ring_actors.http.bodies import (
     PidsUsage,
 )
 from ring_actors.http.common import (
+    JSON,
     empty,
     forbid_namespace,
     json_response,
@@ -37,8 +37,9 @@ from ring_actors.http.common import (
     state,
 )
 from ring_actors.http.errors import ApiError, auth_error, encode
+from ring_actors.http.render import DeploymentFragments, render_deployment
 from ring_actors.http.rollout import plan_rollout, replace_message
-from ring_actors.schemas.manifest import Deployment, DeploymentSpec, Instance
+from ring_actors.schemas.manifest import Deployment, DeploymentSpec
 from ring_actors.schemas.problem import validation_problem
 from ring_actors.schemas.validation import normalize, validate_deployment
 from ring_actors.status import Status
@@ -49,24 +50,17 @@ __all__ = ["blueprint", "render_deployment"]
 
 blueprint = Blueprint("deployments", __name__)
 
-MASKED = "********"
+_FRAGMENTS = "ring_actors.deployment_fragments"
 
 
-def render_deployment(deployment: Deployment, instances: list[Instance], *, addresses: bool = True) -> dict[str, Any]:
-    """The API shape of a deployment (api.md §7.1), with live `instances`.
+@blueprint.record_once
+def _keep_fragments(setup: BlueprintSetupState) -> None:
+    setup.app.extensions[_FRAGMENTS] = DeploymentFragments()
 
-    `health_checks` is omitted when empty; an inline registry password is masked
-    (Ring returns it in clear).
-    """
-    if not addresses:
-        instances = [msgspec.structs.replace(i, address=UNSET) for i in instances]
-    body: dict[str, Any] = msgspec.to_builtins(msgspec.structs.replace(deployment, instances=instances))
-    if not body.get("health_checks"):
-        body.pop("health_checks", None)
-    config = body.get("config")
-    if isinstance(config, dict) and config.get("password"):
-        config["password"] = MASKED
-    return body
+
+def _fragments() -> DeploymentFragments:
+    """This app's encoded deployments (one cache per app, made when the blueprint is registered)."""
+    return current_app.extensions[_FRAGMENTS]
 
 
 def _labels(values: list[str] | None) -> list[tuple[str, str | None]]:
@@ -87,11 +81,12 @@ async def list_deployments() -> Response:
         kinds=query_list("kind"),
         labels=_labels(query_list("label")),
     )
-    rows = await services.deployments.list(selector)
-    addresses = query_bool("instances")
-    return json_response(
-        [render_deployment(r, services.supervisor.live_instances(r.id), addresses=addresses) for r in rows]
-    )
+    rows = await services.deployments.snapshots(selector)
+    fragments = _fragments()
+    body = fragments.render_list(rows, services.supervisor, addresses=query_bool("instances"))
+    if fragments.should_prune():
+        fragments.prune({row.id for row in await services.deployments.snapshots()})
+    return Response(body, content_type=JSON)
 
 
 @blueprint.get("/deployments/<id>")

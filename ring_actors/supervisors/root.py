@@ -70,6 +70,16 @@ class RootSupervisor:
         actor = self.actors.get(deployment_id)
         return actor.live_instances() if actor else []
 
+    def live_view(self, deployment_id: str) -> tuple[object | None, int]:
+        """A cache key for `live_instances(deployment_id)`: (owner, version).
+
+        The pair changes whenever the answer may change: the owning actor bumps its
+        version after every step, and an actor restarted from the store is a new owner
+        whose version starts over. (None, 0) when no actor runs the deployment.
+        """
+        actor = self.actors.get(deployment_id)
+        return (actor, actor.view_version) if actor else (None, 0)
+
     def handles(self, deployment_id: str) -> list[InstanceHandle]:
         actor = self.actors.get(deployment_id)
         return actor.handles() if actor else []
