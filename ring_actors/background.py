@@ -7,8 +7,9 @@
   `STATS_READ_WINDOW` seconds after the last one. Sampling 10,000 instances
   every 10 s for nobody was most of an idle server's CPU.
 - health-check history sweep: every 300 s, retention of `store.health`.
+- webhooks (`ring_actors.webhooks.run_webhooks`): the enqueuer and the delivery worker.
 
-Both loops survive their own failures (logged) and stop only when cancelled.
+Each job survives its own failures (logged) and stops only when cancelled.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ring_actors.services import Services
 from ring_actors.status import Status
 from ring_actors.store.deployments import DeploymentFilter
 from ring_actors.store.health import HealthCheckRepo
+from ring_actors.webhooks import run_webhooks
 
 __all__ = [
     "HISTORY_SWEEP_INTERVAL",
@@ -249,4 +251,5 @@ def jobs(services: Services) -> list[Callable[[], Awaitable[None]]]:
     return [
         functools.partial(refresh_stats_forever, services),
         functools.partial(sweep_history_forever, services),
+        functools.partial(run_webhooks, services),
     ]

@@ -17,8 +17,13 @@ import msgspec
 from ring_actors import __version__
 from ring_actors.auth.scopes import AUTHENTICATED, PUBLIC, required_scope
 from ring_actors.http import bodies as b
+from ring_actors.http.configs import ConfigCreate, ConfigUpdate
+from ring_actors.http.secrets import SecretCreate
 from ring_actors.schemas.manifest import Deployment, DeploymentSpec
 from ring_actors.schemas.problem import Problem
+from ring_actors.store.configs import Config
+from ring_actors.store.secrets import Secret, SecretCreated
+from ring_actors.webhooks import bodies as wh
 
 __all__ = ["ROUTES", "Operation", "Param", "build_document", "openapi_document"]
 
@@ -96,6 +101,23 @@ ROUTES: tuple[Operation, ...] = (
     Operation("delete", "/namespaces/{id}", "Delete an empty namespace (by id or name)", "namespaces", None, 204),
     Operation("get", "/namespaces/{id}/audit", "Audit trail of a namespace, newest first", "namespaces",
               list[b.AuditEntry], query=(_LIMIT,)),
+    Operation("get", "/secrets", "List secrets (metadata only: values are never returned)", "secrets",
+              list[Secret], query=(_NS,)),
+    Operation("post", "/secrets", "Create a secret (encrypted at rest) in an existing namespace", "secrets",
+              SecretCreated, 201, request=SecretCreate),
+    Operation("get", "/secrets/{id}", "Get a secret's metadata", "secrets", Secret),
+    Operation("delete", "/secrets/{id}", "Delete a secret; 409 while deployments use it unless force=true",
+              "secrets", None, 204,
+              query=(Param("force", "`true`: delete even if active deployments reference it", "boolean"),)),
+    Operation("get", "/configs", "List configs", "configs", list[Config],
+              query=(_NS, Param("name", "Name filter (repeatable; also `name[]`)", repeated=True))),
+    Operation("post", "/configs", "Create a config", "configs", Config, 201, request=ConfigCreate),
+    Operation("get", "/configs/{id}", "Get a config", "configs", Config),
+    Operation("put", "/configs/{id}", "Replace a config's name, data and labels", "configs", Config,
+              request=ConfigUpdate),
+    Operation("delete", "/configs/{id}", "Delete a config; 409 while deployments mount it unless force=true",
+              "configs", None, 204,
+              query=(Param("force", "`true`: delete even if active deployments mount it", "boolean"),)),
     Operation("get", "/users", "List users", "users", list[b.User]),
     Operation("post", "/users", "Create a user (role viewer)", "users", b.User, 201, request=b.UserCreate),
     Operation("get", "/users/me", "The authenticated user", "users", b.User),
@@ -108,6 +130,12 @@ ROUTES: tuple[Operation, ...] = (
     Operation("delete", "/tokens/{id}", "Revoke one of your tokens", "tokens", None, 204),
     Operation("post", "/tokens/{id}/rotate", "Revoke a token and mint its replacement", "tokens",
               b.TokenCreated, 201),
+    Operation("get", "/webhooks", "List webhooks (secrets are never returned)", "webhooks", list[wh.WebhookView]),
+    Operation("post", "/webhooks", "Create a webhook (the signing secret is shown once)", "webhooks",
+              wh.WebhookCreated, 201, request=wh.WebhookCreate),
+    Operation("delete", "/webhooks/{id}", "Delete a webhook (soft: no further deliveries)", "webhooks", None, 204),
+    Operation("get", "/webhooks/{id}/events", "The webhook's 50 most recent queued events", "webhooks",
+              list[wh.QueueEntryView]),
 )
 
 

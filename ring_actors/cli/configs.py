@@ -1,13 +1,33 @@
-"""`config list|inspect|delete` (spec: cli.md §2; api.md §9). Configs are created by `apply`."""
+"""`config list|inspect|delete` (spec: cli.md §2; api.md §9). Configs are created by `apply`.
+
+`delete --force` is ring-actors' own: the server refuses to delete a config that active
+deployments mount (Ring has no such check).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ring_actors.cli.client import ApiError, Session, describe_list_status, describe_status
-from ring_actors.cli.common import add_command, add_group, add_output_arg, default_subcommand
-from ring_actors.cli.output import CliError, format_time, print_structured, render_table
+from ring_actors.cli.client import (
+    ApiError,
+    Session,
+    describe_list_status,
+    describe_status,
+)
+from ring_actors.cli.common import (
+    add_command,
+    add_group,
+    add_output_arg,
+    default_subcommand,
+)
+from ring_actors.cli.output import (
+    CliError,
+    CliExit,
+    format_time,
+    print_structured,
+    render_table,
+)
 
 __all__ = ["register"]
 
@@ -32,8 +52,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect = add_command(children, "inspect", "show a config and its data", run_inspect)
     inspect.add_argument("id", help="config id")
     add_output_arg(inspect)
-    delete = add_command(children, "delete", "delete a config", run_delete, aliases=("rm",))
+    delete = add_command(
+        children,
+        "delete",
+        "delete a config",
+        run_delete,
+        description="Delete a config. Refused while deployments mount it, unless --force.",
+        aliases=("rm",),
+    )
     delete.add_argument("id", help="config id")
+    delete.add_argument("-f", "--force", action="store_true", help="delete even if deployments mount it")
 
 
 def _preview(data: str) -> str:
@@ -105,10 +133,19 @@ async def run_inspect(args: argparse.Namespace, session: Session) -> int:
 
 
 async def run_delete(args: argparse.Namespace, session: Session) -> int:
+    params = {"force": "true"} if args.force else None
     async with session.api() as api:
         try:
-            await api.delete(f"/configs/{args.id}")
+            await api.delete(f"/configs/{args.id}", params=params)
         except ApiError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            users = body.get("deployments")
+            if exc.status == 409 and users:
+                session.err.error(f"error: config '{args.id}' is mounted by deployments:")
+                for name in users:
+                    session.err.print(f"  - {name}")
+                session.err.print("Use --force to delete it anyway.")
+                raise CliExit(exc.exit_code) from exc
             raise CliError(describe_status(exc.status, KIND, args.id), exc.exit_code) from exc
     session.out.success(f"Config {args.id} deleted")
     return 0

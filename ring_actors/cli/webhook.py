@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-e", "--event", action="append", default=[], help="event kind or family.* (repeatable; default all)"
     )
     create.add_argument("-s", "--secret", help="signing secret (default: generated and printed once)")
+    create.add_argument(
+        "-n", "--namespace", action="append", default=[], help="only events of this namespace (repeatable; default all)"
+    )
     delete = add_command(children, "delete", "delete a webhook", run_delete, aliases=("rm",))
     delete.add_argument("id", help="webhook id")
     inspect = add_command(children, "inspect", "show a webhook's recent deliveries", run_inspect)
@@ -78,6 +81,8 @@ async def run_create(args: argparse.Namespace, session: Session) -> int:
     body: dict[str, Any] = {"url": args.url, "events": args.event}
     if args.secret:
         body["secret"] = args.secret
+    if args.namespace:
+        body["namespaces"] = args.namespace
     async with session.api() as api:
         try:
             created = await api.post("/webhooks", body)
@@ -86,6 +91,8 @@ async def run_create(args: argparse.Namespace, session: Session) -> int:
             raise CliExit(exc.exit_code) from exc
     session.err.print(f"Webhook created for {created.get('url', args.url)}")
     session.err.print(f"  events: {', '.join(created.get('events') or []) or 'all'}")
+    if created.get("namespaces"):
+        session.err.print(f"  namespaces: {', '.join(created['namespaces'])}")
     if created.get("secret") and not args.secret:
         session.err.print(f"  secret: {created['secret']}  (copy it now — it will not be shown again)", "yellow")
     session.out.print(created.get("id", ""))

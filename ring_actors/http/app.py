@@ -18,10 +18,22 @@ from quart.ctx import RequestContext
 from quart.globals import request_ctx
 from quart_trio import QuartTrio
 
-from ring_actors.http import auth, deployments, events_stream, logs, namespaces, system, tokens, users
+from ring_actors.http import (
+    auth,
+    configs,
+    deployments,
+    events_stream,
+    logs,
+    namespaces,
+    secrets,
+    system,
+    tokens,
+    users,
+)
 from ring_actors.http.errors import install_error_handlers, problem_response
 from ring_actors.http.middleware import install_middleware
 from ring_actors.http.state import ApiState
+from ring_actors.http.webhooks import blueprint as webhooks_blueprint
 from ring_actors.services import Services
 
 __all__ = ["RingApp", "create_app"]
@@ -33,8 +45,11 @@ BLUEPRINTS = (
     logs.blueprint,
     events_stream.blueprint,
     namespaces.blueprint,
+    secrets.blueprint,
+    configs.blueprint,
     users.blueprint,
     tokens.blueprint,
+    webhooks_blueprint,
 )
 
 NO_TIMEOUT_ENDPOINTS = frozenset({"logs.deployment_logs"})

@@ -77,6 +77,20 @@ class EventRepo:
         if self.db.deferred_pending >= WRITE_BEHIND_HIGH_WATER:
             await self.db.flush()
 
+    async def exists(self, deployment_id: str, reason: str, message_prefix: str) -> bool:
+        """Whether an event with this reason and message prefix was recorded (e.g. a crash already counted)."""
+        pattern = message_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM deployment_event WHERE deployment_id=? AND reason=? AND message LIKE ? ESCAPE '\\'"
+                " LIMIT 1",
+                (deployment_id, reason, pattern),
+            ).fetchone()
+            return row is not None
+
+        return await self.db.call(run)
+
     async def list(
         self, deployment_id: str, *, level: str | None = None, limit: int = 50
     ) -> list[Event]:

@@ -36,7 +36,7 @@ from ring_actors.store.health import HealthCheckResult
 from ring_actors.supervisors import messages as dm
 from ring_actors.supervisors import policy, readiness, rollout
 from ring_actors.supervisors.context import ActorContext
-from ring_actors.supervisors.spec_builder import build_instance_spec
+from ring_actors.supervisors.spec_builder import ResolutionFailure, build_instance_spec
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,11 @@ class DeploymentActor:
         # What live_instances() last computed. Only this actor's own task changes the slots and the
         # readiness board, so the view is dropped after each step of its loop and recomputed on demand.
         self._view: list[Instance] | None = None
+        # The status observers (SSE, webhooks, `apply --wait`) last heard of. A change is
+        # announced only once the row holding it is saved, so whoever reacts to it reads
+        # the new row, restart_count included.
+        self._announced = deployment.status
+        self._last_resolution: tuple[str, str] | None = None  # last pre-create resolution error
         self.view_version = 0  # bumped with every drop: readers key their caches on it
 
     @property
@@ -191,6 +196,7 @@ class DeploymentActor:
         if slot is None:
             return
         slot.handle = message.handle
+        self._last_resolution = None
         if slot.state == "stopping":
             return
         if self._stopping_everything():
@@ -260,7 +266,16 @@ class DeploymentActor:
         decision = policy.decide_create_failure(
             self.deployment.kind, disposition.status, disposition.permanent, self.deployment.restart_count
         )
-        await self._event("error", disposition.reason, failure.message, self._component)
+        if isinstance(failure, ResolutionFailure):
+            # Resolution runs before any engine call: the scheduler's (lifecycle.md §12). A
+            # retry that fails the same way is not news: one event until something changes.
+            key = (disposition.reason, failure.message)
+            if key != self._last_resolution:
+                await self._event("error", disposition.reason, failure.message, "scheduler")
+            self._last_resolution = key
+        else:
+            self._last_resolution = None
+            await self._event("error", disposition.reason, failure.message, self._component)
         await self._set_restart_count(decision.restart_count)
         await self._set_status(decision.status)
         if decision.retry and not self._stopping_everything():
@@ -342,8 +357,8 @@ class DeploymentActor:
         elif self._rollout is None or self._rollout.parent_id != row.parent_id:
             self._rollout = rollout.ChildRollout(row.parent_id)
         if old != row.status:
-            self.ctx.recorder.status_changed(self.id, row.namespace, old, row.status)
             self._push_probes()
+        self._announce()
 
     # ---------------------------------------------------------------- converge
 
@@ -543,6 +558,10 @@ class DeploymentActor:
         await self._maybe_promote()
 
     async def _on_exited_while_away(self, handle: InstanceHandle, exit_code: int) -> None:
+        # A crash counted just before the server died leaves its container behind until the
+        # replacement runs; its `container_crashed` event says it was counted already.
+        if await self.ctx.recorder.events.exists(self.id, "container_crashed", f"Container {handle.id[:12]} "):
+            return
         decision = policy.decide_exit(self.deployment.kind, exit_code, self.deployment.restart_count)
         await self._event(
             "error",
@@ -614,16 +633,24 @@ class DeploymentActor:
             self._last_restart_change = trio.current_time()
 
     async def _set_status(self, status: str) -> None:
-        old = self.deployment.status
-        if old == status:
+        """Change the status in memory; `_persist` saves it, then announces it."""
+        if self.deployment.status == status:
             return
         self.deployment.status = status
-        self.ctx.recorder.status_changed(self.id, self.deployment.namespace, old, status)
         self._push_probes()
 
     async def _persist(self) -> None:
-        if not await update_state(self.ctx.deployments, self.deployment):
+        if await update_state(self.ctx.deployments, self.deployment):
+            self._announce()
+        else:
             await self._reload()
+
+    def _announce(self) -> None:
+        """Publish the status change once it is durable (never a status the store lacks)."""
+        status = self.deployment.status
+        if status != self._announced:
+            old, self._announced = self._announced, status
+            self.ctx.recorder.status_changed(self.id, self.deployment.namespace, old, status)
 
     async def _event(self, level: str, reason: str, message: str, component: str = "scheduler") -> None:
         await self.ctx.recorder.event(self.id, self.deployment.namespace, level, reason, message, component)
