@@ -62,6 +62,7 @@ class InstanceSpec:
     network_mode: str = "bridge"
     pull_policy: str = "Always"
     registry_auth: RegistryAuth | None = None
+    use_host_auth: bool = False  # resolve credentials from the host's files (server flag permitting)
     native_healthcheck: CommandCheck | None = None
     server_id: str = ""
 

@@ -23,6 +23,7 @@ also overrides `_ensure_image`, `_ensure_namespace_network`, `_mounts`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -72,13 +73,21 @@ from ring_actors.runtimes.dockerapi import (
     NetworkingConfig,
     PortBinding,
 )
-from ring_actors.runtimes.errors import EngineUnavailable, FailureKind, InstanceGone, RuntimeFailure
+from ring_actors.runtimes.errors import (
+    EngineUnavailable,
+    FailureKind,
+    InstanceGone,
+    RuntimeFailure,
+)
 from ring_actors.runtimes.pidfd import PidFd, belongs_to_container, pidfd_supported
 from ring_actors.runtimes.registry_auth import (
+    CredentialError,
     ImageRef,
+    default_docker_config_path,
     encode_registry_auth,
     normalize_repository,
     parse_image_ref,
+    resolve_host_auth,
 )
 from ring_actors.schemas.quantities import parse_cpu, parse_duration, parse_memory
 
@@ -305,9 +314,13 @@ class DockerRuntime:
         api: DockerAPI | None = None,
         use_pidfd: bool | None = None,
         events_retry_delay: float = EVENTS_RETRY_DELAY,
+        use_host_registry_auth: bool = False,
+        host_registry_config: Path | str | None = None,
     ) -> None:
         self.name = name
         self.host = host
+        self.use_host_registry_auth = use_host_registry_auth
+        self.host_registry_config = Path(host_registry_config) if host_registry_config else None
         self._owns_api = api is None
         self.api = api if api is not None else DockerAPI(host)
         self.payload_dir = Path(payload_dir) if payload_dir is not None else default_payload_dir(config_dir)
@@ -581,6 +594,44 @@ class DockerRuntime:
         """Credentials for pulling `ref`: the inline ones (host/secret auth arrive resolved)."""
         return spec.registry_auth
 
+    def host_auth_files(self) -> list[Path]:
+        """Where host credentials are read: `host_registry_config`, else Docker's `config.json`."""
+        return [self.host_registry_config] if self.host_registry_config else [default_docker_config_path()]
+
+    async def host_registry_auth(self, ref: ImageRef) -> RegistryAuth:
+        """Credentials for `ref`'s registry from the host's credentials files (runtimes.md §2.1 step 3).
+
+        Never falls back to an anonymous pull: a deployment that asked for host
+        credentials and cannot have them fails with a message saying what to do.
+
+        Raises:
+            RuntimeFailure: IMAGE_PULL_FAILED when the server does not allow host
+                auth, no file has an entry for the registry, or a file/helper fails.
+        """
+        registry = ref.registry
+        if not self.use_host_registry_auth:
+            raise RuntimeFailure(
+                FailureKind.IMAGE_PULL_FAILED,
+                f"deployment asks for host registry credentials (config.use_host_auth) for '{registry}', but the "
+                f"{self.name} runtime does not allow it: set use_host_registry_auth = true under "
+                f"[server.runtime.{self.name}], or give config.server/username/password",
+            )
+        files = self.host_auth_files()
+        for path in files:
+            try:
+                auth = await resolve_host_auth(registry, config_path=path)
+            except CredentialError as exc:
+                raise RuntimeFailure(
+                    FailureKind.IMAGE_PULL_FAILED, f"cannot read host registry credentials from {path}: {exc}"
+                ) from exc
+            if auth is not None:
+                return auth
+        raise RuntimeFailure(
+            FailureKind.IMAGE_PULL_FAILED,
+            f"no host registry credentials for '{registry}' in {', '.join(str(path) for path in files)} "
+            f"(log in with `{self.name} login {registry}`)",
+        )
+
     async def _local_image(self, ref: ImageRef) -> ImageInfo | None:
         try:
             return await self.api.image_inspect(ref.reference)
@@ -589,6 +640,8 @@ class DockerRuntime:
 
     async def _ensure_image(self, spec: InstanceSpec, ref: ImageRef) -> ImageInfo:
         """Apply the pull policy (manifest.md §11) and return the local image."""
+        if spec.use_host_auth:
+            spec = dataclasses.replace(spec, registry_auth=await self.host_registry_auth(ref))
         policy = spec.pull_policy if spec.pull_policy in PULL_POLICIES else "Always"
         if policy != "Always" or ref.digest:
             local = await self._local_image(ref)

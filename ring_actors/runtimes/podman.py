@@ -67,7 +67,6 @@ from ring_actors.runtimes.base import (
     InstanceHandle,
     InstanceSpec,
     InstanceStats,
-    RegistryAuth,
 )
 from ring_actors.runtimes.docker import EVENTS_RETRY_DELAY, DockerRuntime, _ExitWatch
 from ring_actors.runtimes.dockerapi import (
@@ -81,14 +80,16 @@ from ring_actors.runtimes.dockerapi import (
     ImageInfo,
     MountSpec,
 )
-from ring_actors.runtimes.errors import EngineUnavailable, FailureKind, InstanceGone, RuntimeFailure
+from ring_actors.runtimes.errors import (
+    EngineUnavailable,
+    FailureKind,
+    InstanceGone,
+    RuntimeFailure,
+)
 from ring_actors.runtimes.pidfd import PidFd
 from ring_actors.runtimes.registry import podman_host
 from ring_actors.runtimes.registry_auth import (
-    CredentialError,
-    ImageRef,
     default_docker_config_path,
-    resolve_host_auth,
 )
 
 __all__ = [
@@ -381,12 +382,12 @@ class PodmanRuntime(DockerRuntime):
             api=api,
             use_pidfd=use_pidfd,
             events_retry_delay=events_retry_delay,
+            use_host_registry_auth=use_host_registry_auth,
+            host_registry_config=host_registry_config,
         )
         self._owns_libpod = libpod is None
         self.libpod = libpod if libpod is not None else DockerAPI(host, api_version=LIBPOD_API_VERSION)
         self._use_exit_files = self._use_pidfd if use_exit_files is None else use_exit_files and self._use_pidfd
-        self.use_host_registry_auth = use_host_registry_auth
-        self.host_registry_config = Path(host_registry_config) if host_registry_config else None
         self.engine_version = ""
         self._layout: _HostLayout | None = None
         self._exit_watch: _DirectoryWatch | None = None
@@ -473,43 +474,9 @@ class PodmanRuntime(DockerRuntime):
 
     # ----------------------------------------------------------------- create
 
-    async def _ensure_image(self, spec: InstanceSpec, ref: ImageRef) -> ImageInfo:
-        """Resolve host credentials first when the deployment asks for them (runtimes.md §2.1 step 3)."""
-        # TODO(runtimes#host-auth): InstanceSpec has no `use_host_auth` yet; read it when present.
-        if getattr(spec, "use_host_auth", False):
-            spec = dataclasses.replace(spec, registry_auth=await self.host_registry_auth(ref))
-        return await super()._ensure_image(spec, ref)
-
-    async def host_registry_auth(self, ref: ImageRef) -> RegistryAuth:
-        """Credentials for `ref`'s registry from the host's Podman (or Docker) credentials file.
-
-        Raises:
-            RuntimeFailure: IMAGE_PULL_FAILED when the server does not allow host
-                auth, no file has an entry for the registry, or a file/helper fails.
-        """
-        registry = ref.registry
-        if not self.use_host_registry_auth:
-            raise RuntimeFailure(
-                FailureKind.IMAGE_PULL_FAILED,
-                f"deployment asks for host registry credentials (config.use_host_auth) for '{registry}', but the "
-                "podman runtime does not allow it: set use_host_registry_auth = true under "
-                "[server.runtime.podman], or give config.server/username/password",
-            )
-        files = [self.host_registry_config] if self.host_registry_config else podman_auth_files()
-        for path in files:
-            try:
-                auth = await resolve_host_auth(registry, config_path=path)
-            except CredentialError as exc:
-                raise RuntimeFailure(
-                    FailureKind.IMAGE_PULL_FAILED, f"cannot read host registry credentials from {path}: {exc}"
-                ) from exc
-            if auth is not None:
-                return auth
-        raise RuntimeFailure(
-            FailureKind.IMAGE_PULL_FAILED,
-            f"no host registry credentials for '{registry}' in {', '.join(str(path) for path in files)} "
-            f"(log in with `podman login {registry}`)",
-        )
+    def host_auth_files(self) -> list[Path]:
+        """`host_registry_config`, else Podman's own lookup (`podman_auth_files`)."""
+        return [self.host_registry_config] if self.host_registry_config else podman_auth_files()
 
     async def _ensure_namespace_network(self, namespace: str) -> None:
         """As Docker, riding out Podman's subnet-allocation race.

@@ -34,15 +34,30 @@ def podman_host(options: dict, env: dict[str, str] | None = None) -> str:
     return f"unix://{candidates[-1]}"
 
 
+def host_auth_options(options: dict) -> dict:
+    """`use_host_registry_auth` / `host_registry_config` of a runtime table (config.md §3.6-§3.7)."""
+    flag = options.get("use_host_registry_auth", False)
+    if not isinstance(flag, bool):
+        raise ConfigError(f"use_host_registry_auth must be true or false, not {flag!r}")
+    path = options.get("host_registry_config")
+    if path is not None and not isinstance(path, str):
+        raise ConfigError(f"host_registry_config must be a path string, not {path!r}")
+    return {"use_host_registry_auth": flag, "host_registry_config": os.path.expanduser(path) if path else None}
+
+
 def build_runtime(name: str, options: dict, settings: Settings) -> Runtime:
     if name == "docker":
         from ring_actors.runtimes.docker import DockerRuntime
 
-        return DockerRuntime(str(options.get("host", "unix:///var/run/docker.sock")), config_dir=settings.config_dir)
+        return DockerRuntime(
+            str(options.get("host", "unix:///var/run/docker.sock")),
+            config_dir=settings.config_dir,
+            **host_auth_options(options),
+        )
     if name == "podman":
         from ring_actors.runtimes.podman import PodmanRuntime
 
-        return PodmanRuntime(podman_host(options), config_dir=settings.config_dir)
+        return PodmanRuntime(podman_host(options), config_dir=settings.config_dir, **host_auth_options(options))
     if name == "simulated":
         from ring_actors.runtimes.simulated import SimulatedRuntime
 

@@ -189,6 +189,7 @@ async def build_instance_spec(
         network_mode=deployment.network_mode,
         pull_policy=config.pull_policy,
         registry_auth=auth,
+        use_host_auth=config.use_host_auth is True,
         native_healthcheck=native,
         server_id=server_id,
     )

@@ -9,21 +9,17 @@ Podman's stats (CPU checked against the kernel's count, zeros for a stopped cont
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import socket
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trio
 
-from ring_actors.runtimes.base import InstanceSpec
-from ring_actors.runtimes.errors import EngineUnavailable, FailureKind, RuntimeFailure
+from ring_actors.runtimes.errors import EngineUnavailable
 from ring_actors.runtimes.podman import (
     STATS_CPU_WINDOW,
     PodmanRuntime,
@@ -31,12 +27,7 @@ from ring_actors.runtimes.podman import (
 )
 from ring_actors.schemas.manifest import ResourceQuantities, Resources
 from tests.support.engines import (
-    AUTH_PASSWORD,
-    AUTH_REGISTRY,
-    AUTH_USER,
     PODMAN_LIBPOD_PREFIX,
-    PRIVATE_IMAGE,
-    REGISTRY,
 )
 from tests.support.runtimes import (
     EVENT_DRIVEN_BOUND,
@@ -60,17 +51,6 @@ CRASH_BOUND = 0.05
 @pytest.fixture
 def engine() -> Engine:
     return PODMAN.require()
-
-
-@dataclass(frozen=True)
-class HostAuthSpec(InstanceSpec):
-    """An InstanceSpec asking for host registry credentials (`config.use_host_auth`).
-
-    `runtimes.base.InstanceSpec` has no `use_host_auth` field yet; PodmanRuntime
-    reads it when present.
-    """
-
-    use_host_auth: bool = True
 
 
 async def version_of(runtime: PodmanRuntime, handle) -> str:
@@ -176,34 +156,8 @@ async def test_dns_through_aardvark_resolves_replicas_and_container_names(
 # --------------------------------------------------------------------------- images
 
 
-async def test_host_registry_auth_from_podman_auth_json(engine: Engine, scope: Scope, tmp_path: Path) -> None:
-    """Verify `use_host_auth` reads Podman's auth.json (host_registry_config), and refuses when not allowed."""
-    auth_json = tmp_path / "containers" / "auth.json"
-    auth_json.parent.mkdir()
-    token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
-    auth_json.write_text(json.dumps({"auths": {AUTH_REGISTRY: {"auth": token}}}))
-
-    async with running_runtime(engine, tmp_path, use_host_registry_auth=True, host_registry_config=auth_json) as allowed:
-        handle = await allowed.create(
-            scope.spec("hostauth", image=PRIVATE_IMAGE, pull_policy="Always", spec_type=HostAuthSpec)
-        )
-        assert await version_of(allowed, handle) == "v1"
-        await allowed.remove(handle)
-
-        # No entry for the registry: an actionable pull failure, no anonymous fallback.
-        other = f"{REGISTRY}/ring-test/busybox:v1"
-        with pytest.raises(RuntimeFailure) as failure:
-            await allowed.create(scope.spec("noentry", image=other, pull_policy="Always", spec_type=HostAuthSpec))
-        assert failure.value.kind is FailureKind.IMAGE_PULL_FAILED
-        assert f"no host registry credentials for '{REGISTRY}' in {auth_json}" in failure.value.message
-
-    async with running_runtime(engine, tmp_path, host_registry_config=auth_json) as refused:
-        with pytest.raises(RuntimeFailure) as failure:
-            await refused.create(scope.spec("refused", image=PRIVATE_IMAGE, pull_policy="Always", spec_type=HostAuthSpec))
-        assert failure.value.kind is FailureKind.IMAGE_PULL_FAILED
-        assert "use_host_registry_auth = true under [server.runtime.podman]" in failure.value.message
-
-    # Podman's own lookup order when no file is configured.
+def test_podman_host_auth_lookup_order() -> None:
+    """Podman's own credentials files, in its order, when no host_registry_config is set."""
     env = {"REGISTRY_AUTH_FILE": "/a/auth.json", "XDG_RUNTIME_DIR": "/run/user/1000"}
     assert podman_auth_files(env)[:2] == [Path("/a/auth.json"), Path("/run/user/1000/containers/auth.json")]
     assert podman_auth_files({})[0] == Path(f"/run/containers/{os.geteuid()}/auth.json")

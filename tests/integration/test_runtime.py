@@ -13,6 +13,8 @@ is still there afterwards.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -441,6 +443,36 @@ async def test_private_registry_credentials(runtime: DockerRuntime, scope: Scope
         await runtime.create(scope.spec("private", image=missing_tag, pull_policy="Always", registry_auth=good))
     assert failure.value.kind is FailureKind.IMAGE_NOT_FOUND
     assert failure.value.disposition.permanent
+
+
+async def test_host_registry_auth(engine: Engine, scope: Scope, tmp_path: Path) -> None:
+    """Verify `use_host_auth` pulls with the host's credentials file, and never falls back to anonymous."""
+    credentials = tmp_path / "host-auth.json"  # Docker's config.json and Podman's auth.json share this shape
+    token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    credentials.write_text(json.dumps({"auths": {AUTH_REGISTRY: {"auth": token}}}))
+
+    async with running_runtime(
+        engine, tmp_path, use_host_registry_auth=True, host_registry_config=credentials
+    ) as allowed:
+        handle = await allowed.create(
+            scope.spec("hostauth", image=PRIVATE_IMAGE, pull_policy="Always", use_host_auth=True)
+        )
+        assert await version_of(allowed, handle) == "v1"
+        await allowed.remove(handle)
+
+        # No entry for the registry: an actionable pull failure, no anonymous fallback.
+        other = f"{REGISTRY}/ring-test/busybox:v1"
+        with pytest.raises(RuntimeFailure) as failure:
+            await allowed.create(scope.spec("noentry", image=other, pull_policy="Always", use_host_auth=True))
+        assert failure.value.kind is FailureKind.IMAGE_PULL_FAILED
+        assert f"no host registry credentials for '{REGISTRY}' in {credentials}" in failure.value.message
+        assert f"{engine.name} login {REGISTRY}" in failure.value.message
+
+    async with running_runtime(engine, tmp_path, host_registry_config=credentials) as refused:
+        with pytest.raises(RuntimeFailure) as failure:
+            await refused.create(scope.spec("refused", image=PRIVATE_IMAGE, pull_policy="Always", use_host_auth=True))
+        assert failure.value.kind is FailureKind.IMAGE_PULL_FAILED
+        assert f"use_host_registry_auth = true under [server.runtime.{engine.name}]" in failure.value.message
 
 
 async def test_unreachable_registry(runtime: DockerRuntime, scope: Scope) -> None:
