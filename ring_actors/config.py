@@ -76,6 +76,7 @@ class Settings:
     dashboard_enabled: bool = False
     dashboard_listen: str = "127.0.0.1:3031"
     stop_timeout: float = 10.0
+    drain_grace: float = 2.0  # rollout: seconds an instance is out of the served list before it is stopped
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -189,6 +190,7 @@ def load_settings(
         dashboard_enabled=dashboard_enabled,
         dashboard_listen=env.get("RING_DASHBOARD_LISTEN") or dashboard.get("listen_address", "127.0.0.1:3031"),
         stop_timeout=float(scheduler.get("stop_timeout", 10.0)),
+        drain_grace=max(0.0, _env_float(env, "RING_DRAIN_GRACE", float(scheduler.get("drain_grace", 2.0)), positive=False)),
         raw=data,
     )
 

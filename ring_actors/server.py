@@ -44,11 +44,12 @@ log = logging.getLogger("ring_actors.server")
 async def build_services(settings: Settings, *, allow_degraded: bool = False) -> Services:
     """Everything but the running tasks: validated key, open database, pinged runtimes."""
     secret_key = load_secret_key()
+    # Runtimes first: a server that refuses to start must not have created its database.
+    runtimes = await connect_runtimes(settings, allow_degraded=allow_degraded)
     db = await Database.open(settings.database_path)
     from ring_actors.store.users import seed_default_admin
 
     await seed_default_admin(db)
-    runtimes = await connect_runtimes(settings, allow_degraded=allow_degraded)
     bus = EventBus()
     events = EventRepo(db)
     recorder = Recorder(events, bus)
@@ -60,6 +61,7 @@ async def build_services(settings: Settings, *, allow_degraded: bool = False) ->
         recorder=recorder,
         backoff=settings.backoff,
         stop_timeout=settings.stop_timeout,
+        drain_grace=settings.drain_grace,
         apply_timeout=settings.apply_timeout,
         rollout_deadline=settings.rollout_deadline,
         secrets=_secret_source(db, secret_key),

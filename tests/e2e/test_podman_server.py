@@ -70,6 +70,7 @@ def test_server_refuses_to_start_when_podman_is_unreachable(tmp_path: Path) -> N
         with pytest.raises(ServerError) as failure:
             ring.start()
         assert ring.process is not None and ring.process.returncode not in (None, 0)
+        assert not (ring.dir / "ring.db").exists(), "a server that refused to start created its database"
     finally:
         ring.close()
     assert f"cannot reach the Podman API socket unix://{missing}" in str(failure.value), str(failure.value)
