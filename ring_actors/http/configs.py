@@ -15,19 +15,18 @@ import msgspec
 from quart import Blueprint, Response
 
 from ring_actors.http.common import (
-    empty,
     forbid_namespace,
     json_response,
     principal,
-    query_bool,
     query_list,
     read_json,
     state,
 )
 from ring_actors.http.errors import ApiError, encode
+from ring_actors.http.named_resources import delete_unless_used, find_visible
 from ring_actors.schemas.problem import Violation, validation_problem
 from ring_actors.schemas.validation import validate_dns_label
-from ring_actors.store.configs import Config, ConfigExists, ConfigInUse, ConfigRepo
+from ring_actors.store.configs import Config, ConfigExists, ConfigRepo
 
 __all__ = ["ConfigCreate", "ConfigUpdate", "blueprint", "validate_config"]
 
@@ -36,7 +35,6 @@ blueprint = Blueprint("configs", __name__)
 MAX_DATA_BYTES = 1024 * 1024
 MAX_LABELS = 1000
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
-IN_USE_HINT = "Use ?force=true to delete anyway"
 
 
 class ConfigCreate(msgspec.Struct, kw_only=True):
@@ -100,12 +98,7 @@ def _not_found(ref: str) -> ApiError:
 
 
 async def _find(config_id: str) -> Config:
-    found = await _repo().get(config_id)
-    if found is None:
-        raise _not_found(config_id)
-    if not principal().may_access(found.namespace):
-        raise forbid_namespace(found.namespace)
-    return found
+    return await find_visible(_repo(), config_id, _not_found)
 
 
 @blueprint.get("/configs")
@@ -158,23 +151,4 @@ async def update_config(id: str) -> Response:
 
 @blueprint.delete("/configs/<id>")
 async def delete_config(id: str) -> Response:
-    st = state()
-    who = principal()
-    await _find(id)
-    try:
-        deleted = await _repo().delete(id, force=query_bool("force"))
-    except ConfigInUse as exc:
-        raise ApiError(
-            409,
-            f"config is mounted by deployments: {', '.join(exc.deployments)}; {IN_USE_HINT}",
-            extra={
-                "error": "Config is referenced by deployments",
-                "deployments": exc.deployments,
-                "references": [msgspec.to_builtins(r) for r in exc.references],
-                "hint": IN_USE_HINT,
-            },
-        ) from None
-    if deleted is None:
-        raise _not_found(id)
-    await st.audit.record(who.user_id, "delete", "config", deleted.name, deleted.namespace)
-    return empty(204)
+    return await delete_unless_used(_repo(), id, kind="config", used_as="mounted", not_found=_not_found)

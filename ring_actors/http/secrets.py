@@ -14,25 +14,18 @@ import msgspec
 from quart import Blueprint, Response
 
 from ring_actors.http.common import (
-    empty,
     forbid_namespace,
     json_response,
     principal,
-    query_bool,
     query_list,
     read_json,
     state,
 )
 from ring_actors.http.errors import ApiError, encode
+from ring_actors.http.named_resources import delete_unless_used, find_visible
 from ring_actors.schemas.problem import Violation, validation_problem
 from ring_actors.schemas.validation import validate_dns_label
-from ring_actors.store.secrets import (
-    NamespaceMissing,
-    Secret,
-    SecretExists,
-    SecretInUse,
-    SecretRepo,
-)
+from ring_actors.store.secrets import NamespaceMissing, Secret, SecretExists, SecretRepo
 
 __all__ = ["MAX_VALUE_BYTES", "SecretCreate", "blueprint", "validate_secret"]
 
@@ -41,7 +34,6 @@ blueprint = Blueprint("secrets", __name__)
 MAX_VALUE_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 NOT_FOUND = "Secret not found"
-IN_USE_HINT = "Use ?force=true to delete anyway"
 
 
 class SecretCreate(msgspec.Struct, kw_only=True):
@@ -74,17 +66,13 @@ def _repo() -> SecretRepo:
     return SecretRepo(services.db, services.secret_key)
 
 
-def _not_found() -> ApiError:
+def _not_found(_secret_id: str) -> ApiError:
+    """Ring's 404 for a secret, which does not name the id."""
     return ApiError(404, NOT_FOUND, extra={"error": NOT_FOUND})
 
 
 async def _find(secret_id: str) -> Secret:
-    found = await _repo().get(secret_id)
-    if found is None:
-        raise _not_found()
-    if not principal().may_access(found.namespace):
-        raise forbid_namespace(found.namespace)
-    return found
+    return await find_visible(_repo(), secret_id, _not_found)
 
 
 @blueprint.get("/secrets")
@@ -120,23 +108,4 @@ async def get_secret(id: str) -> Response:
 
 @blueprint.delete("/secrets/<id>")
 async def delete_secret(id: str) -> Response:
-    st = state()
-    who = principal()
-    await _find(id)  # 404 / 403 before anything else
-    try:
-        deleted = await _repo().delete(id, force=query_bool("force"))
-    except SecretInUse as exc:
-        raise ApiError(
-            409,
-            f"secret is referenced by deployments: {', '.join(exc.deployments)}; {IN_USE_HINT}",
-            extra={
-                "error": "Secret is referenced by deployments",
-                "deployments": exc.deployments,
-                "references": [msgspec.to_builtins(r) for r in exc.references],
-                "hint": IN_USE_HINT,
-            },
-        ) from None
-    if deleted is None:
-        raise _not_found()
-    await st.audit.record(who.user_id, "delete", "secret", deleted.name, deleted.namespace)
-    return empty(204)
+    return await delete_unless_used(_repo(), id, kind="secret", used_as="referenced", not_found=_not_found)

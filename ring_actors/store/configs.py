@@ -14,7 +14,8 @@ import uuid
 import msgspec
 
 from ring_actors.store.db import Database, utcnow
-from ring_actors.store.references import Reference, config_references
+from ring_actors.store.named_resources import NamedResourceRepo, ResourceInUse
+from ring_actors.store.references import config_references
 
 __all__ = ["Config", "ConfigExists", "ConfigInUse", "ConfigRepo", "config_entry"]
 
@@ -36,16 +37,8 @@ class ConfigExists(Exception):
         super().__init__(f"configuration '{name}' already exists in namespace '{namespace}'")
 
 
-class ConfigInUse(Exception):
-    """Delete refused: active deployments mount the config."""
-
-    def __init__(self, references: list[Reference]) -> None:
-        super().__init__("referenced by " + ", ".join(sorted({r.deployment for r in references})))
-        self.references = references
-
-    @property
-    def deployments(self) -> list[str]:
-        return sorted({r.deployment for r in self.references})
+class ConfigInUse(ResourceInUse):
+    """Delete refused: active deployments mount the config (Ring has no such check, api.md §16)."""
 
 
 def config_entry(data: str, key: str) -> bytes | None:
@@ -72,9 +65,11 @@ def _config(row: sqlite3.Row) -> Config:
     )
 
 
-class ConfigRepo:
+class ConfigRepo(NamedResourceRepo[Config]):
+    """The `config` table: list, get and guarded delete come from NamedResourceRepo."""
+
     def __init__(self, db: Database) -> None:
-        self.db = db
+        super().__init__(db, table="config", from_row=_config, find_references=config_references, in_use=ConfigInUse)
 
     async def create(self, namespace: str, name: str, data: str, labels: str = "") -> Config:
         """Insert. The namespace need not exist (as Ring). Raises ConfigExists."""
@@ -89,7 +84,7 @@ class ConfigRepo:
         )
 
         def run(conn: sqlite3.Connection) -> Config:
-            if conn.execute("SELECT 1 FROM config WHERE namespace=? AND name=?", (namespace, name)).fetchone():
+            if self._name_taken(conn, namespace, name):
                 raise ConfigExists(namespace, name)
             conn.execute(
                 "INSERT INTO config (id, namespace, name, data, labels, created_at, updated_at)"
@@ -97,33 +92,6 @@ class ConfigRepo:
                 (config.id, namespace, name, data, labels, config.created_at),
             )
             return config
-
-        return await self.db.call(run)
-
-    async def references(self, namespace: str, name: str) -> list[Reference]:
-        return await self.db.call(lambda conn: config_references(conn, namespace, name))
-
-    async def list(self, namespaces: list[str] | None = None, names: list[str] | None = None) -> list[Config]:
-        """Every config matching both filters (None = no filter), by namespace then name."""
-        if (namespaces is not None and not namespaces) or (names is not None and not names):
-            return []
-
-        def run(conn: sqlite3.Connection) -> list[Config]:
-            clauses: list[str] = []
-            args: list[str] = []
-            for column, values in (("namespace", namespaces), ("name", names)):
-                if values is not None:
-                    clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-                    args.extend(values)
-            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-            return [_config(r) for r in conn.execute(f"SELECT * FROM config{where} ORDER BY namespace, name", args)]
-
-        return await self.db.call(run)
-
-    async def get(self, config_id: str) -> Config | None:
-        def run(conn: sqlite3.Connection) -> Config | None:
-            row = conn.execute("SELECT * FROM config WHERE id=?", (config_id,)).fetchone()
-            return _config(row) if row else None
 
         return await self.db.call(run)
 
@@ -135,38 +103,16 @@ class ConfigRepo:
         now = utcnow()
 
         def run(conn: sqlite3.Connection) -> Config | None:
-            row = conn.execute("SELECT * FROM config WHERE id=?", (config_id,)).fetchone()
+            row = self._row(conn, config_id)
             if row is None:
                 return None
-            clash = conn.execute(
-                "SELECT 1 FROM config WHERE namespace=? AND name=? AND id != ?", (row["namespace"], name, config_id)
-            ).fetchone()
-            if clash:
+            if self._name_taken(conn, row["namespace"], name, other_than=config_id):
                 raise ConfigExists(row["namespace"], name)
             conn.execute(
                 "UPDATE config SET name=?, data=?, labels=?, updated_at=? WHERE id=?",
                 (name, data, labels, now, config_id),
             )
             return _config(conn.execute("SELECT * FROM config WHERE id=?", (config_id,)).fetchone())
-
-        return await self.db.call(run)
-
-    async def delete(self, config_id: str, *, force: bool = False) -> Config | None:
-        """Delete unless mounted by an active deployment. None when it does not exist.
-
-        Raises ConfigInUse (not forced and referenced). Ring has no check here (api.md §16).
-        """
-
-        def run(conn: sqlite3.Connection) -> Config | None:
-            row = conn.execute("SELECT * FROM config WHERE id=?", (config_id,)).fetchone()
-            if row is None:
-                return None
-            if not force:
-                found = config_references(conn, row["namespace"], row["name"])
-                if found:
-                    raise ConfigInUse(found)
-            conn.execute("DELETE FROM config WHERE id=?", (config_id,))
-            return _config(row)
 
         return await self.db.call(run)
 

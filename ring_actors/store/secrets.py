@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ring_actors.store.configs import ConfigRepo
 from ring_actors.store.db import Database, utcnow
-from ring_actors.store.references import Reference, secret_references
+from ring_actors.store.named_resources import NamedResourceRepo, ResourceInUse
+from ring_actors.store.references import secret_references
 
 __all__ = [
     "NONCE_SIZE",
@@ -71,17 +72,8 @@ class NamespaceMissing(Exception):
         self.namespace = namespace
 
 
-class SecretInUse(Exception):
-    """Delete refused: active deployments reference the secret (or config)."""
-
-    def __init__(self, references: list[Reference]) -> None:
-        super().__init__("referenced by " + ", ".join(sorted({r.deployment for r in references})))
-        self.references = references
-
-    @property
-    def deployments(self) -> list[str]:
-        """`<ns>/<name>` of each referencing deployment, once each, sorted."""
-        return sorted({r.deployment for r in self.references})
+class SecretInUse(ResourceInUse):
+    """Delete refused: active deployments reference the secret."""
 
 
 class SecretUnreadable(Exception):
@@ -119,11 +111,11 @@ def _secret(row: sqlite3.Row) -> Secret:
     )
 
 
-class SecretRepo:
-    """The `secret` table. Only `value()` ever decrypts."""
+class SecretRepo(NamedResourceRepo[Secret]):
+    """The `secret` table. Only `value()` ever decrypts; list, get and guarded delete come from NamedResourceRepo."""
 
     def __init__(self, db: Database, key: bytes) -> None:
-        self.db = db
+        super().__init__(db, table="secret", from_row=_secret, find_references=secret_references, in_use=SecretInUse)
         self._key = key
 
     async def create(self, namespace: str, name: str, value: str) -> SecretCreated:
@@ -134,61 +126,13 @@ class SecretRepo:
         def run(conn: sqlite3.Connection) -> SecretCreated:
             if conn.execute("SELECT 1 FROM namespace WHERE name=?", (namespace,)).fetchone() is None:
                 raise NamespaceMissing(namespace)
-            if conn.execute(
-                "SELECT 1 FROM secret WHERE namespace=? AND name=?", (namespace, name)
-            ).fetchone():
+            if self._name_taken(conn, namespace, name):
                 raise SecretExists(namespace, name)
             conn.execute(
                 "INSERT INTO secret (id, namespace, name, value, created_at, updated_at) VALUES (?,?,?,?,?,NULL)",
                 (created.id, namespace, name, blob, created.created_at),
             )
             return created
-
-        return await self.db.call(run)
-
-    async def references(self, namespace: str, name: str) -> list[Reference]:
-        return await self.db.call(lambda conn: secret_references(conn, namespace, name))
-
-    async def list(self, namespaces: list[str] | None = None) -> list[Secret]:
-        """Metadata of every secret (of `namespaces` when given), by namespace then name."""
-
-        def run(conn: sqlite3.Connection) -> list[Secret]:
-            if namespaces is None:
-                rows = conn.execute("SELECT * FROM secret ORDER BY namespace, name")
-            else:
-                marks = ",".join("?" * len(namespaces))
-                rows = conn.execute(
-                    f"SELECT * FROM secret WHERE namespace IN ({marks}) ORDER BY namespace, name", namespaces
-                )
-            return [_secret(r) for r in rows]
-
-        if namespaces is not None and not namespaces:
-            return []
-        return await self.db.call(run)
-
-    async def get(self, secret_id: str) -> Secret | None:
-        def run(conn: sqlite3.Connection) -> Secret | None:
-            row = conn.execute("SELECT * FROM secret WHERE id=?", (secret_id,)).fetchone()
-            return _secret(row) if row else None
-
-        return await self.db.call(run)
-
-    async def delete(self, secret_id: str, *, force: bool = False) -> Secret | None:
-        """Delete unless referenced (checked in the same transaction). None when it does not exist.
-
-        Raises SecretInUse (not forced and some active deployment uses it).
-        """
-
-        def run(conn: sqlite3.Connection) -> Secret | None:
-            row = conn.execute("SELECT * FROM secret WHERE id=?", (secret_id,)).fetchone()
-            if row is None:
-                return None
-            if not force:
-                found = secret_references(conn, row["namespace"], row["name"])
-                if found:
-                    raise SecretInUse(found)
-            conn.execute("DELETE FROM secret WHERE id=?", (secret_id,))
-            return _secret(row)
 
         return await self.db.call(run)
 

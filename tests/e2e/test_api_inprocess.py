@@ -3,70 +3,34 @@ of the HTTP layer (rolling-update decision, log parsing, rendering, health histo
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import msgspec
 import pytest
 import trio
 
-from ring_actors.bus import EventBus
-from ring_actors.config import load_settings
 from ring_actors.http.app import create_app
 from ring_actors.http.deployments import render_deployment
 from ring_actors.http.logs import guess_level, parse_since, parse_tail
 from ring_actors.http.rollout import plan_rollout
-from ring_actors.recorder import Recorder
-from ring_actors.runtimes.simulated import SimulatedRuntime
 from ring_actors.schemas.manifest import Deployment, DeploymentSpec, Instance
-from ring_actors.services import Services
 from ring_actors.store.db import Database
-from ring_actors.store.deployments import DeploymentRepo
-from ring_actors.store.events import EventRepo
 from ring_actors.store.health import HealthCheckRepo, HealthCheckResult
-from ring_actors.store.users import seed_default_admin
-from ring_actors.supervisors.context import ActorContext
-from ring_actors.supervisors.root import RootSupervisor
+from tests.support.inprocess import admin_client, simulated_services
 
 pytestmark = pytest.mark.xdist_group("test_api_inprocess")
 
 
-async def _services(tmp_path) -> Services:
-    db = await Database.open(":memory:")
-    await seed_default_admin(db)
-    runtime = SimulatedRuntime()
-    bus = EventBus()
-    events = EventRepo(db)
-    recorder = Recorder(events, bus)
-    deployments = DeploymentRepo(db)
-    ctx = ActorContext(runtimes={"simulated": runtime}, deployments=deployments, recorder=recorder)
-    return Services(
-        settings=load_settings(env={"RING_CONFIG_DIR": str(tmp_path)}),
-        db=db,
-        deployments=deployments,
-        events=events,
-        bus=bus,
-        recorder=recorder,
-        runtimes={"simulated": runtime},
-        supervisor=RootSupervisor(ctx),
-        secret_key=b"k" * 32,
-        started_at=time.time(),
-    )
-
-
 async def test_slow_handler_answers_408_and_unmapped_routes_need_admin(tmp_path) -> None:
     """Verify a handler past the deadline answers 408 problem+json, and an unmapped route is admin-only."""
-    app = create_app(await _services(tmp_path))
+    app = create_app(await simulated_services(tmp_path))
 
     async def slow() -> str:
         await trio.sleep(5)
         return "too late"
 
     app.add_url_rule("/test/slow", "slow", slow, methods=["GET"])
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
-        login = await client.post("/login", json={"username": "admin", "password": "changeme"})
-        token = (await login.get_json())["token"]
+    async with admin_client(app) as (client, token):
         pat = await client.post("/tokens", json={"name": "reader", "scopes": ["deployments:read"]},
                                 headers={"Authorization": f"Bearer {token}"})
         reader = (await pat.get_json())["token"]

@@ -6,6 +6,7 @@ when something the tests need is not up (`make test-env` brings it all up).
 engine views, `Scope`, and helpers shared by both engines' tests.
 `server`: `RingServer`, a real `ring-actors serve` for end-to-end tests.
 `manifests`: pieces of deployment manifests shared by end-to-end tests.
+`inprocess`: the API app on the SIMULATED runtime in-process (`simulated_services`, `admin_client`).
 """
 
 from . import engines

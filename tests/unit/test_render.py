@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import pytest
 import trio
 
-from ring_actors.bus import EventBus
-from ring_actors.config import load_settings
 from ring_actors.http import render
 from ring_actors.http.app import create_app
 from ring_actors.http.render import (
@@ -17,16 +13,10 @@ from ring_actors.http.render import (
     encode_deployment,
     render_deployment,
 )
-from ring_actors.recorder import Recorder
-from ring_actors.runtimes.simulated import SimulatedRuntime
 from ring_actors.schemas.manifest import Deployment, Instance
-from ring_actors.services import Services
 from ring_actors.store.db import Database
 from ring_actors.store.deployments import DeploymentRepo
-from ring_actors.store.events import EventRepo
-from ring_actors.store.users import seed_default_admin
-from ring_actors.supervisors.context import ActorContext
-from ring_actors.supervisors.root import RootSupervisor
+from tests.support.inprocess import admin_client, simulated_services
 
 TIMEOUT = 30
 CHECK = {"type": "http", "url": "http://localhost/", "interval": "1s", "timeout": "1s", "on_failure": "restart"}
@@ -165,19 +155,9 @@ async def test_list_joins_fragments_in_order_and_prunes_purged_rows(monkeypatch:
 async def test_api_list_and_get_show_what_render_deployment_shows(tmp_path) -> None:
     """Verify GET /deployments (with filters, with and without addresses) and GET /deployments/{id} over HTTP."""
     with trio.fail_after(TIMEOUT):
-        db = await Database.open(":memory:")
-        await seed_default_admin(db)
-        runtime = SimulatedRuntime()
-        bus = EventBus()
-        events = EventRepo(db)
-        recorder = Recorder(events, bus)
-        repo = DeploymentRepo(db)
-        root = RootSupervisor(ActorContext(runtimes={"simulated": runtime}, deployments=repo, recorder=recorder))
-        services = Services(
-            settings=load_settings(env={"RING_CONFIG_DIR": str(tmp_path)}), db=db, deployments=repo,
-            events=events, bus=bus, recorder=recorder, runtimes={"simulated": runtime}, supervisor=root,
-            secret_key=b"k" * 32, started_at=time.time(),
-        )
+        services = await simulated_services(tmp_path)
+        repo = services.deployments
+        root = services.supervisor
         rows = [
             _deployment("a", config={"password": "p"}, labels={"tier": "web"}),
             _deployment("b", namespace="other", health_checks=[CHECK], created_at="2026-01-01T00:00:01.000000Z"),
@@ -186,11 +166,8 @@ async def test_api_list_and_get_show_what_render_deployment_shows(tmp_path) -> N
             await repo.insert(row)
         actor = FakeActor(LIVE)
         root.actors[rows[0].id] = actor  # type: ignore[assignment]
-        app = create_app(services)
-        async with app.test_app() as test_app:
-            client = test_app.test_client()
-            login = await client.post("/login", json={"username": "admin", "password": "changeme"})
-            headers = {"Authorization": f"Bearer {(await login.get_json())['token']}"}
+        async with admin_client(create_app(services)) as (client, token):
+            headers = {"Authorization": f"Bearer {token}"}
 
             async def get(path: str) -> object:
                 response = await client.get(path, headers=headers)

@@ -4,7 +4,6 @@ and a status change travelling bus -> queue -> signed POST -> `GET /webhooks/{id
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,44 +12,12 @@ import httpx
 import pytest
 import trio
 
-from ring_actors.bus import EventBus
-from ring_actors.config import load_settings
 from ring_actors.http.app import create_app
-from ring_actors.recorder import Recorder
-from ring_actors.runtimes.simulated import SimulatedRuntime
 from ring_actors.services import Services
-from ring_actors.store.db import Database
-from ring_actors.store.deployments import DeploymentRepo
-from ring_actors.store.events import EventRepo
-from ring_actors.store.users import seed_default_admin
-from ring_actors.supervisors.context import ActorContext
-from ring_actors.supervisors.root import RootSupervisor
 from ring_actors.webhooks import run_webhooks, verify
+from tests.support.inprocess import admin_client, simulated_services
 
 PROBLEM = "application/problem+json"
-
-
-async def _services(tmp_path: Path) -> Services:
-    db = await Database.open(tmp_path / "ring.db")
-    await seed_default_admin(db)
-    runtime = SimulatedRuntime()
-    bus = EventBus()
-    events = EventRepo(db)
-    recorder = Recorder(events, bus)
-    deployments = DeploymentRepo(db)
-    ctx = ActorContext(runtimes={"simulated": runtime}, deployments=deployments, recorder=recorder)
-    return Services(
-        settings=load_settings(env={"RING_CONFIG_DIR": str(tmp_path)}),
-        db=db,
-        deployments=deployments,
-        events=events,
-        bus=bus,
-        recorder=recorder,
-        runtimes={"simulated": runtime},
-        supervisor=RootSupervisor(ctx),
-        secret_key=b"k" * 32,
-        started_at=time.time(),
-    )
 
 
 class Api:
@@ -70,13 +37,10 @@ class Api:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[tuple[Services, Api]]:
-    services = await _services(tmp_path)
-    app = create_app(services)
+    services = await simulated_services(tmp_path, database=tmp_path / "ring.db")
     try:
-        async with app.test_app() as test_app:
-            client = test_app.test_client()
-            login = await client.post("/login", json={"username": "admin", "password": "changeme"})
-            yield services, Api(client, (await login.get_json())["token"])
+        async with admin_client(create_app(services)) as (client, token):
+            yield services, Api(client, token)
     finally:
         services.db.close()
 
