@@ -8,6 +8,10 @@
   every 10 s for nobody was most of an idle server's CPU.
 - health-check history sweep: every 300 s, retention of `store.health`.
 - webhooks (`ring_actors.webhooks.run_webhooks`): the enqueuer and the delivery worker.
+- autoscaler (`Autoscaler`): every scheduler interval, one decision per autoscaled
+  deployment (`supervisors.autoscale.decide`) from the stats cache; a change is stored
+  as `desired_replicas` and the root supervisor is told. It reads the stats cache only
+  while autoscaled deployments exist, so it keeps sampling alive only for them.
 
 Each job survives its own failures (logged) and stops only when cancelled.
 """
@@ -22,18 +26,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
+from msgspec import UNSET
 
 from ring_actors.runtimes.base import InstanceHandle, InstanceStats, Runtime
+from ring_actors.schemas.manifest import Deployment
 from ring_actors.services import Services
 from ring_actors.status import Status
 from ring_actors.store.deployments import DeploymentFilter
 from ring_actors.store.health import HealthCheckRepo
+from ring_actors.supervisors.autoscale import (
+    AutoscaleSettings,
+    Decision,
+    decide,
+    is_eligible,
+)
 from ring_actors.webhooks import run_webhooks
 
 __all__ = [
+    "AUTOSCALE_COMPONENT",
     "HISTORY_SWEEP_INTERVAL",
     "STATS_CALL_TIMEOUT",
     "STATS_READ_WINDOW",
+    "Autoscaler",
     "DeploymentUsage",
     "StatsCache",
     "collect_stats",
@@ -246,10 +260,119 @@ async def sweep_history_forever(services: Services) -> None:
     await _every(HISTORY_SWEEP_INTERVAL, "health-check sweep", sweep)
 
 
+AUTOSCALE_COMPONENT = "autoscaler"
+_AUTOSCALE_REASONS = {"up": "autoscale_up", "down": "autoscale_down", "clamp": "autoscale_clamp"}
+
+
+class Autoscaler:
+    """Decides `desired_replicas` for every autoscaled deployment, once per `step()`.
+
+    Owns the cooldown clocks (`trio.current_time()` of each deployment's last action),
+    in memory only: a server restart resets them (lifecycle.md §11). A decision is
+    stored through the deployment repo, recorded as an event (`autoscale_up`,
+    `autoscale_down`, `autoscale_clamp`; component `autoscaler`) and handed to the
+    root supervisor, whose deployment actor reloads the row and converges to the new
+    `target_replicas`. The actor's own `scale_up` / `scale_down` events follow as
+    instances come and go.
+    """
+
+    def __init__(self, services: Services, settings: AutoscaleSettings | None = None) -> None:
+        self._services = services
+        self._settings = settings or getattr(services.settings, "autoscale", None) or AutoscaleSettings()
+        self._last_action: dict[str, float] = {}
+        self.decisions = 0
+
+    async def step(self) -> None:
+        repo = self._services.deployments
+        snapshots = await repo.snapshots()
+        draining = {s.parent_id for s in snapshots if s.parent_id and s.status != Status.DELETED}
+        candidates = [
+            row for row in await repo.list(DeploymentFilter(statuses=[Status.RUNNING]))
+            if row.autoscale is not UNSET and row.kind != "job"
+        ]
+        known = {row.id for row in candidates}
+        self._last_action = {k: v for k, v in self._last_action.items() if k in known}
+        if not candidates:
+            return  # no read: the stats cache may pause when nobody else looks
+        cache = stats_cache(self._services)
+        usage = {u.deployment_id: u for u in cache.deployments}
+        refreshed = cache.last_refresh_unix
+        sample_age = max(0.0, time.time() - refreshed) if refreshed else None
+        now = trio.current_time()
+        for row in candidates:
+            found = usage.get(row.id)
+            cpu = found.cpu_usage_percent / found.instances if found and found.instances else None
+            last = self._last_action.get(row.id)
+            decision = decide(
+                row.autoscale,  # type: ignore[arg-type]
+                _stored_count(row),
+                cpu,
+                sample_age=sample_age,
+                since_last_action=None if last is None else now - last,
+                eligible=is_eligible(row.status, rollout_child=bool(row.parent_id), being_drained=row.id in draining),
+                settings=self._settings,
+            )
+            if decision is not None and await self._apply(row, decision, cpu):
+                self._last_action[row.id] = now
+
+    async def _apply(self, seen: Deployment, decision: Decision, cpu: float | None) -> bool:
+        """Store the decision unless the row changed under it; True when stored."""
+        repo = self._services.deployments
+        row = await repo.get(seen.id)
+        # No checkpoint from here to `save` issuing its write: the row saved is the row read.
+        if row is None or row.status != Status.RUNNING or row.autoscale != seen.autoscale:
+            return False
+        before = _stored_count(row)
+        if before != _stored_count(seen):
+            return False  # changed meanwhile (re-apply, rollout): decide again next interval
+        row.desired_replicas = decision.replicas
+        if not await repo.save(row):
+            return False
+        self.decisions += 1
+        await self._services.recorder.event(
+            row.id,
+            row.namespace,
+            "info",
+            _AUTOSCALE_REASONS[decision.action],
+            _message(row, decision, before, cpu),
+            AUTOSCALE_COMPONENT,
+        )
+        self._services.supervisor.notify(row.id)
+        return True
+
+    async def run(self, interval: float) -> None:
+        """`step()` every `interval` seconds until cancelled; a failed step is logged and retried."""
+        await _every(interval, "autoscaler", self.step)
+
+
+def _stored_count(row: Deployment) -> int:
+    return row.desired_replicas if row.desired_replicas is not UNSET else row.replicas
+
+
+def _message(row: Deployment, decision: Decision, before: int, cpu: float | None) -> str:
+    policy = row.autoscale
+    assert policy is not UNSET
+    if decision.action == "clamp":
+        return (
+            f"Autoscaler clamped desired replicas from {before} to {decision.replicas} "
+            f"(bounds {policy.min}-{policy.max})"
+        )
+    direction = "above" if decision.action == "up" else "below"
+    return (
+        f"Autoscaler scaling {decision.action} from {before} to {decision.replicas} replicas: "
+        f"average CPU {cpu:.1f}% is {direction} target {policy.target_cpu:g}%"
+    )
+
+
+async def autoscale_forever(services: Services) -> None:
+    await Autoscaler(services).run(services.settings.scheduler_interval)
+
+
 def jobs(services: Services) -> list[Callable[[], Awaitable[None]]]:
     """The long-running tasks for the server's root nursery."""
     return [
         functools.partial(refresh_stats_forever, services),
         functools.partial(sweep_history_forever, services),
         functools.partial(run_webhooks, services),
+        functools.partial(autoscale_forever, services),
     ]

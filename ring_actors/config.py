@@ -16,6 +16,7 @@ from typing import Any
 
 import tomli
 
+from ring_actors.supervisors.autoscale import AutoscaleSettings
 from ring_actors.supervisors.policy import BackoffSettings
 
 DEFAULT_PORT = 3030
@@ -77,6 +78,8 @@ class Settings:
     dashboard_listen: str = "127.0.0.1:3031"
     stop_timeout: float = 10.0
     drain_grace: float = 2.0  # rollout: seconds an instance is out of the served list before it is stopped
+    autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
+    """Autoscaler cooldowns: RING_AUTOSCALE_UP_COOLDOWN / RING_AUTOSCALE_DOWN_COOLDOWN (seconds, >= 0)."""
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -142,6 +145,17 @@ def _env_float(env: dict[str, str], name: str, default: float, *, positive: bool
     return number if (number > 0 or not positive) else default
 
 
+def _autoscale_settings(env: dict[str, str]) -> AutoscaleSettings:
+    """Cooldowns from the environment (0 allowed: tests decide every interval); defaults are the spec's."""
+    defaults = AutoscaleSettings()
+    return AutoscaleSettings(
+        up_cooldown=max(0.0, _env_float(env, "RING_AUTOSCALE_UP_COOLDOWN", defaults.up_cooldown, positive=False)),
+        down_cooldown=max(
+            0.0, _env_float(env, "RING_AUTOSCALE_DOWN_COOLDOWN", defaults.down_cooldown, positive=False)
+        ),
+    )
+
+
 def load_settings(
     explicit_path: str | None = None,
     context_name: str | None = None,
@@ -191,6 +205,7 @@ def load_settings(
         dashboard_listen=env.get("RING_DASHBOARD_LISTEN") or dashboard.get("listen_address", "127.0.0.1:3031"),
         stop_timeout=float(scheduler.get("stop_timeout", 10.0)),
         drain_grace=max(0.0, _env_float(env, "RING_DRAIN_GRACE", float(scheduler.get("drain_grace", 2.0)), positive=False)),
+        autoscale=_autoscale_settings(env),
         raw=data,
     )
 

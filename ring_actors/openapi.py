@@ -19,10 +19,12 @@ from ring_actors.auth.scopes import AUTHENTICATED, PUBLIC, required_scope
 from ring_actors.http import bodies as b
 from ring_actors.http.configs import ConfigCreate, ConfigUpdate
 from ring_actors.http.secrets import SecretCreate
+from ring_actors.http.volumes import VolumeCreate
 from ring_actors.schemas.manifest import Deployment, DeploymentSpec
 from ring_actors.schemas.problem import Problem
 from ring_actors.store.configs import Config
 from ring_actors.store.secrets import Secret, SecretCreated
+from ring_actors.store.volumes import Volume, VolumeCreated
 from ring_actors.webhooks import bodies as wh
 
 __all__ = ["ROUTES", "Operation", "Param", "build_document", "openapi_document"]
@@ -117,6 +119,14 @@ ROUTES: tuple[Operation, ...] = (
               request=ConfigUpdate),
     Operation("delete", "/configs/{id}", "Delete a config; 409 while deployments mount it unless force=true",
               "configs", None, 204,
+              query=(Param("force", "`true`: delete even if active deployments mount it", "boolean"),)),
+    Operation("get", "/volumes", "List registered named volumes", "volumes", list[Volume], query=(_NS,)),
+    Operation("post", "/volumes", "Register a named volume (nothing is provisioned on the runtime)", "volumes",
+              VolumeCreated, 201, request=VolumeCreate),
+    Operation("get", "/volumes/{id}", "Get a registered volume", "volumes", Volume),
+    Operation("delete", "/volumes/{id}",
+              "Unregister a volume (its data stays); 409 while deployments mount it unless force=true",
+              "volumes", None, 204,
               query=(Param("force", "`true`: delete even if active deployments mount it", "boolean"),)),
     Operation("get", "/users", "List users", "users", list[b.User]),
     Operation("post", "/users", "Create a user (role viewer)", "users", b.User, 201, request=b.UserCreate),

@@ -29,6 +29,7 @@ from ring_actors.http import (
     system,
     tokens,
     users,
+    volumes,
 )
 from ring_actors.http.errors import install_error_handlers, problem_response
 from ring_actors.http.middleware import install_middleware
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     namespaces.blueprint,
     secrets.blueprint,
     configs.blueprint,
+    volumes.blueprint,
     users.blueprint,
     tokens.blueprint,
     webhooks_blueprint,

@@ -45,6 +45,7 @@ from ring_actors.schemas.validation import normalize, validate_deployment
 from ring_actors.status import Status
 from ring_actors.store.db import utcnow
 from ring_actors.store.deployments import DeploymentFilter
+from ring_actors.store.volumes import register_mounted_volumes
 
 __all__ = ["blueprint", "render_deployment"]
 
@@ -156,6 +157,7 @@ async def create_deployment() -> Response:
         )
     await st.audit.record(who.user_id, "create", "deployment", deployment.name, deployment.namespace)
     services.supervisor.notify(deployment.id)
+    await register_mounted_volumes(services.db, deployment)  # resources.md §4: registry rows only
     return json_response(render_deployment(deployment, []), 201)
 
 

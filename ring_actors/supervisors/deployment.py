@@ -640,6 +640,12 @@ class DeploymentActor:
         self._push_probes()
 
     async def _persist(self) -> None:
+        if self.deployment.autoscale is not UNSET:
+            # The autoscaler owns desired_replicas: carry the stored value so this write never
+            # undoes a decision whose Refresh is still in the inbox (no checkpoint until the write).
+            stored = await self.ctx.deployments.get(self.id)
+            if stored is not None:
+                self.deployment.desired_replicas = stored.desired_replicas
         if await update_state(self.ctx.deployments, self.deployment):
             self._announce()
         else:
