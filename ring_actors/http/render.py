@@ -43,9 +43,12 @@ def render_deployment(deployment: Deployment, instances: list[Instance], *, addr
     """The API shape of a deployment (api.md §7.1), with live `instances`.
 
     `health_checks` is omitted when empty; an inline registry password is masked
-    (Ring returns it in clear).
+    (Ring returns it in clear). With `autoscale`, `desired_replicas` is always the
+    effective clamped target (api.md §7.1), stored decision or not.
     """
     shown = msgspec.structs.replace(deployment, instances=_shown(instances, addresses))
+    if deployment.autoscale is not UNSET:
+        shown.desired_replicas = deployment.target_replicas
     body: dict[str, Any] = msgspec.to_builtins(shown)
     if not body.get("health_checks"):
         body.pop("health_checks", None)

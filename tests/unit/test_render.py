@@ -66,6 +66,20 @@ def test_render_masks_the_password_and_omits_empty_checks() -> None:
     assert secret.config.password == "hunter2"  # the row itself is untouched
 
 
+def test_desired_replicas_is_the_effective_target_with_autoscale() -> None:
+    """Verify `desired_replicas` shows clamp(desired ?? replicas, min, max) whenever autoscale is set, else nothing."""
+    scaled = {"min": 1, "max": 3, "target_cpu": 50}
+    cases = [
+        (_deployment("clamped", replicas=5, autoscale=scaled), 3),
+        (_deployment("declared", replicas=2, autoscale=scaled), 2),
+        (_deployment("decided", replicas=1, desired_replicas=3, autoscale=scaled), 3),
+    ]
+    for deployment, expected in cases:
+        assert msgspec.json.decode(encode_deployment(deployment, []))["desired_replicas"] == expected, deployment.name
+    assert "desired_replicas" not in msgspec.json.decode(encode_deployment(_deployment("fixed", replicas=5), []))
+    assert cases[0][0].desired_replicas is msgspec.UNSET  # the row itself is untouched
+
+
 class FakeActor:
     """What the root supervisor holds per deployment: a view version and the live instances."""
 
