@@ -156,7 +156,7 @@ async def test_dns_through_aardvark_resolves_replicas_and_container_names(
 # --------------------------------------------------------------------------- images
 
 
-def test_podman_host_auth_lookup_order() -> None:
+async def test_podman_host_auth_lookup_order() -> None:
     """Podman's own credentials files, in its order, when no host_registry_config is set."""
     env = {"REGISTRY_AUTH_FILE": "/a/auth.json", "XDG_RUNTIME_DIR": "/run/user/1000"}
     assert podman_auth_files(env)[:2] == [Path("/a/auth.json"), Path("/run/user/1000/containers/auth.json")]
