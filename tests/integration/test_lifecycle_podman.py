@@ -83,7 +83,9 @@ async def test_replicas_run_and_share_one_dns_name(cleanup) -> None:
         assert len(running) == 3
         ips = {inspect(c["Id"])["NetworkSettings"]["Networks"]["ring_iprep"]["IPAddress"] for c in running}
         handle = tree.root.handles(deployment.id)[0]
-        lookup = await runtime.exec(handle, ["busybox", "nslookup", "web"], 10)
+        # aardvark-dns may still be (re)starting for this network (Podman 4.3): wait, bounded, until it answers.
+        ready = "i=0; until busybox nslookup web >/dev/null 2>&1 || [ $i -ge 50 ]; do i=$((i+1)); sleep 0.1; done"
+        lookup = await runtime.exec(handle, ["sh", "-c", f"{ready}; busybox nslookup web"], 15)
         assert lookup.exit_code == 0, lookup.output
         assert set(re.findall(r"Name:\s+\S+\s+Address:\s+(\S+)", lookup.output)) == ips, lookup.output
         await tree.delete(deployment.id)

@@ -133,7 +133,10 @@ async def test_dns_through_aardvark_resolves_replicas_and_container_names(
         for h in (handle, replica)
     }
     # busybox's own resolver: the static image's libc getaddrinfo crashes on any name (wget, ping).
-    lookup = "busybox nslookup web; busybox nslookup " + " ; busybox nslookup ".join(ring_ips)
+    # Podman 4.3 (re)starts aardvark-dns for a network asynchronously, and it may still be restarting after
+    # another network's last container left: wait (bounded, in the container) until it answers at all.
+    ready = "i=0; until busybox nslookup web >/dev/null 2>&1 || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.1; done; "
+    lookup = ready + "busybox nslookup web; busybox nslookup " + " ; busybox nslookup ".join(ring_ips)
     client = await runtime.create(scope.spec("client", command=("sh", "-c", lookup)))
     status = await runtime.wait_exit(client)
     output = "\n".join(line.message for line in await runtime.logs(client, tail=None, since=None))

@@ -38,21 +38,25 @@ ADMIN_LOGIN = {"username": "admin", "password": "changeme"}
 SECRET_KEY = b"k" * 32
 
 
-async def simulated_services(config_dir: Path, *, database: Path | str = ":memory:") -> Services:
-    """What `ring-actors serve` wires together, over one `simulated` runtime and a seeded admin.
+async def simulated_services(
+    config_dir: Path, *, database: Path | str = ":memory:", runtime_name: str = "simulated"
+) -> Services:
+    """What `ring-actors serve` wires together, over one simulated runtime and a seeded admin.
 
     Args:
         config_dir: the `RING_CONFIG_DIR` of the settings (usually `tmp_path`).
         database: the SQLite file; in memory unless a test needs it on disk.
+        runtime_name: the key the runtime is registered under (e.g. `docker`, for manifests
+            that name Ring's runtime; nothing runs unless the supervisor is started).
     """
     db = await Database.open(database)
     await seed_default_admin(db)
-    runtime = SimulatedRuntime()
+    runtimes = {runtime_name: SimulatedRuntime()}
     bus = EventBus()
     events = EventRepo(db)
     recorder = Recorder(events, bus)
     deployments = DeploymentRepo(db)
-    ctx = ActorContext(runtimes={"simulated": runtime}, deployments=deployments, recorder=recorder)
+    ctx = ActorContext(runtimes=runtimes, deployments=deployments, recorder=recorder)
     return Services(
         settings=load_settings(env={"RING_CONFIG_DIR": str(config_dir)}),
         db=db,
@@ -60,7 +64,7 @@ async def simulated_services(config_dir: Path, *, database: Path | str = ":memor
         events=events,
         bus=bus,
         recorder=recorder,
-        runtimes={"simulated": runtime},
+        runtimes=runtimes,
         supervisor=RootSupervisor(ctx),
         secret_key=SECRET_KEY,
         started_at=time.time(),

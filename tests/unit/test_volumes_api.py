@@ -4,51 +4,22 @@ namespace boundary, audit, delete protection and auto-registration by `POST /dep
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ring_actors.bus import EventBus
-from ring_actors.config import load_settings
 from ring_actors.http.app import create_app
-from ring_actors.recorder import Recorder
-from ring_actors.runtimes.simulated import SimulatedRuntime
 from ring_actors.services import Services
-from ring_actors.store.db import Database
-from ring_actors.store.deployments import DeploymentRepo
-from ring_actors.store.events import EventRepo
-from ring_actors.store.users import seed_default_admin
-from ring_actors.supervisors.context import ActorContext
-from ring_actors.supervisors.root import RootSupervisor
+from tests.support.inprocess import simulated_services
 
 PROBLEM = "application/problem+json"
 
 
 async def _services(tmp_path: Path) -> Services:
-    db = await Database.open(":memory:")
-    await seed_default_admin(db)
-    runtime = SimulatedRuntime()
-    bus = EventBus()
-    events = EventRepo(db)
-    recorder = Recorder(events, bus)
-    deployments = DeploymentRepo(db)
-    runtimes = {"docker": runtime}  # deployments name Ring's runtime; nothing runs (the supervisor is not started)
-    ctx = ActorContext(runtimes=runtimes, deployments=deployments, recorder=recorder)
-    return Services(
-        settings=load_settings(env={"RING_CONFIG_DIR": str(tmp_path)}),
-        db=db,
-        deployments=deployments,
-        events=events,
-        bus=bus,
-        recorder=recorder,
-        runtimes=runtimes,
-        supervisor=RootSupervisor(ctx),
-        secret_key=b"k" * 32,
-        started_at=time.time(),
-    )
+    # Deployments name Ring's runtime; nothing runs (the supervisor is not started).
+    return await simulated_services(tmp_path, runtime_name="docker")
 
 
 class Api:
