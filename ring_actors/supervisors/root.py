@@ -283,15 +283,22 @@ class RootSupervisor:
     async def tick_once(self) -> None:
         taken_at = trio.current_time()
         observed = await self._observe_all()
-        rows = await self.ctx.deployments.list()
-        known = {row.id for row in rows}
-        for row in rows:
-            if row.id not in self.actors and row.runtime in self.ctx.runtimes:
-                if row.status in RECONCILED:
-                    self._spawn(row, (observed or {}).get(row.id, []))
-                elif row.status in TERMINAL and observed is not None:
-                    # Terminal deployments keep nothing running.
-                    await self._reap([o for o in observed.get(row.id, []) if o.running])
+        # Shared snapshots: most rows have their actor already, and are never decoded here.
+        snapshots = await self.ctx.deployments.snapshots()
+        known = {snapshot.id for snapshot in snapshots}
+        for snapshot in snapshots:
+            if snapshot.id in self.actors:
+                continue
+            if not (snapshot.status in RECONCILED or (snapshot.status in TERMINAL and observed is not None)):
+                continue
+            row = snapshot.deployment()
+            if row.runtime not in self.ctx.runtimes:
+                continue
+            if row.status in RECONCILED:
+                self._spawn(row, (observed or {}).get(row.id, []))
+            elif observed is not None:
+                # Terminal deployments keep nothing running.
+                await self._reap([o for o in observed.get(row.id, []) if o.running])
         if observed is None:
             return
         for deployment_id, actor in self.actors.items():
