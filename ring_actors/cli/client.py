@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from ring_actors import __version__
-from ring_actors.cli.output import CliError, Console, ExitCode, exit_code_for_status
+from ring_actors.cli.output import CliError, CliExit, Console, ExitCode, exit_code_for_status
 from ring_actors.config import ConfigError, Context, Settings, config_dir, load_settings
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "ApiError",
     "Session",
     "SseEvent",
+    "delete_unless_used",
     "describe_list_status",
     "describe_status",
     "read_auth",
@@ -263,6 +264,29 @@ def describe_status(status: int, kind: str, name: str) -> str:
     if status in (401, 403):
         return f"not authorized to act on {kind} '{name}'"
     return f"{kind} '{name}': request failed ({status})"
+
+
+async def delete_unless_used(
+    session: Session, *, path: str, kind: str, resource_id: str, force: bool, used_by: str
+) -> None:
+    """DELETE a resource deployments may use (secrets, configs): a refusal lists the users.
+
+    `used_by` completes "<kind> '<id>' is ... deployments:" (e.g. "mounted by").
+    """
+    params = {"force": "true"} if force else None
+    async with session.api() as api:
+        try:
+            await api.delete(path, params=params)
+        except ApiError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            users = body.get("deployments")
+            if exc.status == 409 and users:
+                session.err.error(f"error: {kind} '{resource_id}' is {used_by} deployments:")
+                for name in users:
+                    session.err.print(f"  - {name}")
+                session.err.print("Use --force to delete it anyway.")
+                raise CliExit(exc.exit_code) from exc
+            raise CliError(describe_status(exc.status, kind, resource_id), exc.exit_code) from exc
 
 
 def describe_list_status(status: int, kind: str, namespace: str | None = None) -> str:

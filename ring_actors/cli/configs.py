@@ -12,6 +12,7 @@ import json
 from ring_actors.cli.client import (
     ApiError,
     Session,
+    delete_unless_used,
     describe_list_status,
     describe_status,
 )
@@ -23,7 +24,6 @@ from ring_actors.cli.common import (
 )
 from ring_actors.cli.output import (
     CliError,
-    CliExit,
     format_time,
     print_structured,
     render_table,
@@ -133,19 +133,8 @@ async def run_inspect(args: argparse.Namespace, session: Session) -> int:
 
 
 async def run_delete(args: argparse.Namespace, session: Session) -> int:
-    params = {"force": "true"} if args.force else None
-    async with session.api() as api:
-        try:
-            await api.delete(f"/configs/{args.id}", params=params)
-        except ApiError as exc:
-            body = exc.body if isinstance(exc.body, dict) else {}
-            users = body.get("deployments")
-            if exc.status == 409 and users:
-                session.err.error(f"error: config '{args.id}' is mounted by deployments:")
-                for name in users:
-                    session.err.print(f"  - {name}")
-                session.err.print("Use --force to delete it anyway.")
-                raise CliExit(exc.exit_code) from exc
-            raise CliError(describe_status(exc.status, KIND, args.id), exc.exit_code) from exc
+    await delete_unless_used(
+        session, path=f"/configs/{args.id}", kind=KIND, resource_id=args.id, force=args.force, used_by="mounted by"
+    )
     session.out.success(f"Config {args.id} deleted")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ring_actors.cli.client import ApiError, Session, describe_list_status, describe_status, render_failure
+from ring_actors.cli.client import ApiError, Session, delete_unless_used, describe_list_status, render_failure
 from ring_actors.cli.common import add_command, add_group, add_output_arg, default_subcommand
 from ring_actors.cli.output import CliError, CliExit, format_time, print_structured, render_table
 
@@ -80,19 +80,8 @@ async def run_create(args: argparse.Namespace, session: Session) -> int:
 
 
 async def run_delete(args: argparse.Namespace, session: Session) -> int:
-    params = {"force": "true"} if args.force else None
-    async with session.api() as api:
-        try:
-            await api.delete(f"/secrets/{args.id}", params=params)
-        except ApiError as exc:
-            body = exc.body if isinstance(exc.body, dict) else {}
-            users = body.get("deployments")
-            if exc.status == 409 and users:
-                session.err.error(f"error: secret '{args.id}' is referenced by deployments:")
-                for name in users:
-                    session.err.print(f"  - {name}")
-                session.err.print("Use --force to delete it anyway.")
-                raise CliExit(exc.exit_code) from exc
-            raise CliError(describe_status(exc.status, KIND, args.id), exc.exit_code) from exc
+    await delete_unless_used(
+        session, path=f"/secrets/{args.id}", kind=KIND, resource_id=args.id, force=args.force, used_by="referenced by"
+    )
     session.out.success(f"Secret {args.id} deleted")
     return 0
