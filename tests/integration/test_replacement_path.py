@@ -287,9 +287,12 @@ async def test_namespace_network_is_looked_up_once_and_recreated_when_removed(en
     network = engine.network_name(scope.namespace)
     async with runtime:
         first = await runtime.create(scope.spec("web"))
-        assert lookups == [network]
+        # Podman's network creation may race another container's interface removal and be retried
+        # (PodmanRuntime._ensure_namespace_network), each attempt looking the network up again.
+        assert lookups and set(lookups) == {network}
+        ensured = len(lookups)
         second = await runtime.create(scope.spec("web"))
-        assert lookups == [network], "the second create looked the network up again"
+        assert len(lookups) == ensured, "the second create looked the network up again"
         for handle in (first, second):
             await runtime.remove(handle, timeout=0)
         async with engine.client() as client:
@@ -299,7 +302,7 @@ async def test_namespace_network_is_looked_up_once_and_recreated_when_removed(en
                         await trio.sleep(0.1)
         assert await engine.networks_named(network) == []
         third = await runtime.create(scope.spec("web"))
-        assert lookups == [network, network]
+        assert len(lookups) > ensured and set(lookups) == {network}, "the removed network was not looked up again"
         assert len(await engine.networks_named(network)) == 1
         info = await engine.inspect(third.id)
         assert info["State"]["Running"] and set(info["NetworkSettings"]["Networks"]) == {network}
